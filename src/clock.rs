@@ -1,0 +1,46 @@
+//! The only place DxStack reads the wall clock, and RFC 3339 on the wire.
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use workflows::Timestamp;
+
+/// Now, as UTC milliseconds.
+pub fn now() -> Timestamp {
+    let ns = OffsetDateTime::now_utc().unix_timestamp_nanos();
+    Timestamp((ns / 1_000_000) as i64)
+}
+
+/// `2026-01-01T09:30:00.123Z` (milliseconds only when non-zero).
+pub fn rfc3339(t: Timestamp) -> String {
+    let Ok(dt) = OffsetDateTime::from_unix_timestamp_nanos(t.0 as i128 * 1_000_000) else {
+        return String::from("invalid-time");
+    };
+    let (y, mo, d) = (dt.year(), dt.month() as u8, dt.day());
+    let (h, mi, s) = (dt.hour(), dt.minute(), dt.second());
+    let ms = dt.millisecond();
+    if ms == 0 {
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    } else {
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+    }
+}
+
+/// Parses an RFC 3339 time with any offset into UTC milliseconds.
+pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+    let dt = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+    Some(Timestamp((dt.unix_timestamp_nanos() / 1_000_000) as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trips_in_utc() {
+        let t = parse_rfc3339("2030-01-01T14:30:00+05:30").unwrap();
+        assert_eq!(rfc3339(t), "2030-01-01T09:00:00Z");
+        let t2 = parse_rfc3339("2030-01-01T09:00:00.250Z").unwrap();
+        assert_eq!(rfc3339(t2), "2030-01-01T09:00:00.250Z");
+        assert!(parse_rfc3339("yesterday").is_none());
+    }
+}

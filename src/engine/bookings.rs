@@ -1,0 +1,336 @@
+//! Booking commands: admission (`POST /v1/bookings`) and every later transition.
+
+use super::exec::{Done, Exec, Fail, Tx};
+use super::routing::{self, RouteInput};
+use super::{effects, BookingAction, NewBookingRequest};
+use crate::auth::Principal;
+use crate::error::{ApiError, Reason};
+use crate::views;
+use store::keys::{self, table};
+use workflows::booking::{
+    self, BookingCommand, BookingRecord, NewBooking, RouteChoice, RouteTrigger,
+};
+use workflows::network::{CatalogService, Provider};
+use workflows::policy::{Member, Policy};
+use workflows::{BookingId, Date, Millis, ProviderId};
+
+pub(super) fn booking_key(id: BookingId) -> Vec<u8> {
+    keys::one(table::BOOKING, id.as_bytes())
+}
+
+fn reason(code: &'static str, message: impl Into<String>) -> Reason {
+    Reason {
+        code,
+        message: message.into(),
+    }
+}
+
+/// Admits a booking: catalog → member → policy in force → route → reserve → persist.
+pub(super) fn create(tx: &mut Tx<'_, '_>, req: &NewBookingRequest) -> Exec<Done> {
+    let mut report_tat = Millis(0);
+    for code in &req.services {
+        let service: Option<CatalogService> = tx
+            .txn
+            .get(&keys::one(table::CATALOG, code.as_str().as_bytes()))?;
+        match service {
+            Some(s) => report_tat = report_tat.max(s.report_tat),
+            None => {
+                return Err(ApiError::Unprocessable(
+                    "unknown_service",
+                    format!("service {code} is not in the catalog"),
+                )
+                .into())
+            }
+        }
+    }
+    let partner = req.partner_id.as_str();
+    let member: Option<Member> = tx.txn.get(&keys::scoped(
+        table::MEMBER,
+        partner,
+        req.member_id.as_str().as_bytes(),
+    ))?;
+    let Some(member) = member else {
+        return Err(ApiError::Ineligible(vec![reason(
+            "member_not_found",
+            format!("member {} does not exist", req.member_id),
+        )])
+        .into());
+    };
+    let policy: Option<Policy> = tx.txn.get(&keys::scoped(
+        table::POLICY,
+        partner,
+        member.policy_id.as_str().as_bytes(),
+    ))?;
+    let mut reasons = Vec::new();
+    let slot_day = Date::india_of(req.slot.start);
+    let tiers = match &policy {
+        Some(p) if p.in_force_on(slot_day) => p.network_tiers.clone(),
+        Some(p) => {
+            reasons.push(reason(
+                "policy_inactive",
+                format!(
+                    "policy {} is in force {}..{}, not on {slot_day}",
+                    p.id, p.valid_from, p.valid_to
+                ),
+            ));
+            p.network_tiers.clone()
+        }
+        None => {
+            reasons.push(reason(
+                "policy_inactive",
+                format!("policy {} does not exist", member.policy_id),
+            ));
+            Vec::new()
+        }
+    };
+    let address = req.address.clone().unwrap_or(booking::Address {
+        pincode: member.pincode.clone(),
+        lat: None,
+        lon: None,
+    });
+    let route = routing::decide(
+        tx.txn,
+        &RouteInput {
+            services: &req.services,
+            address: &address,
+            slot: req.slot,
+            tried: &[],
+            allowed_tiers: &tiers,
+        },
+        1,
+        RouteTrigger::Initial,
+        tx.now,
+    )?;
+    if route.provider_id.is_none() {
+        reasons.push(reason(
+            "network_not_covered",
+            format!(
+                "no active provider serves pincode {} with every requested service",
+                address.pincode
+            ),
+        ));
+    }
+    if !reasons.is_empty() {
+        return Err(ApiError::Ineligible(reasons).into());
+    }
+    let new = NewBooking {
+        id: req.id,
+        partner_id: req.partner_id.clone(),
+        member_id: req.member_id.clone(),
+        policy_id: member.policy_id.clone(),
+        services: req.services.clone(),
+        mode: req.mode,
+        slot: req.slot,
+        address,
+        partner_ref: req.partner_ref.clone(),
+        report_tat,
+    };
+    let (record, fx) = BookingRecord::admit(new, route, &tx.ctx.sla, tx.now)
+        .map_err(|e| Fail::Api(ApiError::internal(e)))?;
+    let b = &record.booking;
+    effects::apply(tx, b, &fx)?;
+    tx.txn.put(booking_key(b.id), &record)?;
+    let id = b.id.as_bytes();
+    tx.txn.put_raw(
+        keys::scoped(table::BOOKING_BY_PARTNER, partner, id),
+        Vec::new(),
+    );
+    tx.txn.put_raw(
+        keys::compose(
+            table::BOOKING_BY_MEMBER,
+            &[partner.as_bytes(), b.member_id.as_str().as_bytes()],
+            id,
+        ),
+        Vec::new(),
+    );
+    if let Some(r) = &b.partner_ref {
+        tx.txn.put_raw(
+            keys::compose(
+                table::BOOKING_BY_REF,
+                &[partner.as_bytes(), r.as_bytes()],
+                id,
+            ),
+            Vec::new(),
+        );
+    }
+    if let Some(p) = &b.provider_id {
+        tx.txn.put_raw(
+            keys::scoped(table::BOOKING_BY_PROVIDER, p.as_str(), id),
+            Vec::new(),
+        );
+    }
+    let cases = effects::cases_of(tx, b)?;
+    Ok(Done::json(201, &views::booking_view(&record, &cases))?
+        .states(None, Some(record.state().as_str())))
+}
+
+/// Loads a booking the caller may act on; anyone else gets a 404, never a 403.
+fn load_for(tx: &Tx<'_, '_>, id: BookingId) -> Exec<BookingRecord> {
+    let record: Option<BookingRecord> = tx.txn.get(&booking_key(id))?;
+    let visible = match (&record, &tx.req.principal) {
+        (Some(r), Principal::Partner(p)) => &r.booking.partner_id == p,
+        (Some(r), Principal::Provider(p)) => r.booking.provider_id.as_ref() == Some(p),
+        (Some(_), Principal::Admin | Principal::Operator(..) | Principal::System(_)) => true,
+        (None, _) => false,
+    };
+    match record {
+        Some(r) if visible => Ok(r),
+        _ => Err(ApiError::NotFound(format!("booking {id}")).into()),
+    }
+}
+
+/// Whether this kind of caller may send this action at all.
+fn allowed(principal: &Principal, action: &BookingAction) -> bool {
+    let partner_action = matches!(
+        action,
+        BookingAction::Cancel { .. } | BookingAction::Reschedule { .. }
+    );
+    match principal {
+        Principal::Partner(_) => partner_action,
+        Principal::Provider(_) => !partner_action,
+        Principal::Admin | Principal::Operator(..) | Principal::System(_) => true,
+    }
+}
+
+/// The next routing decision for a booking leaving its provider.
+fn next_route(tx: &Tx<'_, '_>, record: &BookingRecord, trigger: RouteTrigger) -> Exec<RouteChoice> {
+    let b = &record.booking;
+    let policy: Option<Policy> = tx.txn.get(&keys::scoped(
+        table::POLICY,
+        b.partner_id.as_str(),
+        b.policy_id.as_str().as_bytes(),
+    ))?;
+    let tiers = policy.map(|p| p.network_tiers).unwrap_or_default();
+    let tried = b.tried();
+    Ok(routing::decide(
+        tx.txn,
+        &RouteInput {
+            services: &b.services,
+            address: &b.address,
+            slot: b.slot,
+            tried: &tried,
+            allowed_tiers: &tiers,
+        },
+        b.routing.len() as u32 + 1,
+        trigger,
+        tx.now,
+    )?)
+}
+
+fn provider_grace(tx: &Tx<'_, '_>, provider: Option<&ProviderId>) -> Exec<Millis> {
+    let Some(p) = provider else {
+        return Ok(Millis(0));
+    };
+    let rec: Option<Provider> = tx
+        .txn
+        .get(&keys::one(table::PROVIDER, p.as_str().as_bytes()))?;
+    Ok(rec.map(|p| p.fulfil_grace).unwrap_or_default())
+}
+
+/// Applies an action to an existing booking.
+pub(super) fn act(tx: &mut Tx<'_, '_>, id: BookingId, action: &BookingAction) -> Exec<Done> {
+    let record = load_for(tx, id)?;
+    if !allowed(&tx.req.principal, action) {
+        return Err(ApiError::Forbidden(format!(
+            "`{}` is not an action this caller may take",
+            action.name()
+        ))
+        .into());
+    }
+    let from = record.state();
+    let cmd = match action {
+        BookingAction::Cancel { reason } => BookingCommand::Cancel {
+            reason: reason.clone(),
+        },
+        BookingAction::Reschedule { slot } => BookingCommand::Reschedule {
+            slot: *slot,
+            fulfil_grace: provider_grace(tx, record.booking.provider_id.as_ref())?,
+        },
+        BookingAction::Accept => BookingCommand::Accept,
+        BookingAction::Reject { reason } => {
+            if from != workflows::booking::BookingState::PendingProvider {
+                return Err(invalid(from.as_str(), "reject"));
+            }
+            BookingCommand::Reject {
+                reason: reason.clone(),
+                next: next_route(tx, &record, RouteTrigger::Rejected)?,
+            }
+        }
+        BookingAction::SampleCollected => BookingCommand::SampleCollected,
+        BookingAction::Started => BookingCommand::Started,
+        BookingAction::ReportReady { report_url } => BookingCommand::ReportReady {
+            report_url: report_url.clone(),
+        },
+        BookingAction::Completed { billed } => BookingCommand::Completed { billed: *billed },
+        BookingAction::NoShow => BookingCommand::NoShow,
+    };
+    // A reschedule that moves the booking to another India day moves its capacity too.
+    let old_day = Date::india_of(record.booking.slot.start);
+    let (next, fx) = booking::apply(&record, &cmd, &tx.ctx.sla, tx.now).map_err(|e| match e {
+        booking::Error::InvalidTransition { .. } => {
+            Fail::Api(ApiError::InvalidTransition(e.to_string()))
+        }
+        booking::Error::NoRoute => Fail::Api(ApiError::internal(e)),
+    })?;
+    effects::apply(tx, &next.booking, &fx)?;
+    move_capacity_day(tx, &record, &next, old_day)?;
+    reindex_provider(tx, &record, &next);
+    tx.txn.put(booking_key(id), &next)?;
+    let cases = effects::cases_of(tx, &next.booking)?;
+    let reason = match action {
+        BookingAction::Cancel { reason } => Some(reason.clone()),
+        BookingAction::Reject { reason } => reason.clone(),
+        _ => None,
+    };
+    let mut done = Done::json(200, &views::booking_view(&next, &cases))?
+        .states(Some(from.as_str()), Some(next.state().as_str()));
+    done.reason = reason;
+    Ok(done)
+}
+
+fn invalid(from: &'static str, command: &'static str) -> Fail {
+    Fail::Api(ApiError::InvalidTransition(
+        booking::Error::InvalidTransition { from, command }.to_string(),
+    ))
+}
+
+fn move_capacity_day(
+    tx: &mut Tx<'_, '_>,
+    before: &BookingRecord,
+    after: &BookingRecord,
+    old_day: Date,
+) -> Exec<()> {
+    let new_day = Date::india_of(after.booking.slot.start);
+    let (Some(p), true) = (&after.booking.provider_id, new_day != old_day) else {
+        return Ok(());
+    };
+    if before.booking.provider_id.as_ref() != Some(p) || after.state().is_terminal() {
+        return Ok(());
+    }
+    let old_key = keys::capacity(p.as_str(), old_day.0);
+    let new_key = keys::capacity(p.as_str(), new_day.0);
+    let old_used: u32 = tx.txn.get(&old_key)?.unwrap_or(0);
+    let new_used: u32 = tx.txn.get(&new_key)?.unwrap_or(0);
+    tx.txn.put(old_key, &old_used.saturating_sub(1))?;
+    tx.txn.put(new_key, &new_used.saturating_add(1))?;
+    Ok(())
+}
+
+/// Keeps the provider → bookings index pointing at the current provider only.
+fn reindex_provider(tx: &mut Tx<'_, '_>, before: &BookingRecord, after: &BookingRecord) {
+    let (old, new) = (&before.booking.provider_id, &after.booking.provider_id);
+    if old == new {
+        return;
+    }
+    let id = after.booking.id.as_bytes();
+    if let Some(p) = old {
+        tx.txn
+            .delete(keys::scoped(table::BOOKING_BY_PROVIDER, p.as_str(), id));
+    }
+    if let Some(p) = new {
+        tx.txn.put_raw(
+            keys::scoped(table::BOOKING_BY_PROVIDER, p.as_str(), id),
+            Vec::new(),
+        );
+    }
+}

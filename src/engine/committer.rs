@@ -1,0 +1,164 @@
+//! The single committer thread and its group commit loop.
+//!
+//! # Contract
+//! A reply is sent only after the batch holding its command is applied, flushed and
+//! fdatasync'ed. A command that fails with a store fault is rolled back alone; if the commit
+//! itself fails, every command of the batch gets a 500 and the audit head is re-read from disk.
+
+use super::{exec, Envelope, Handle, Reply};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use store::audit::ChainHead;
+use store::Store;
+use tokio::sync::mpsc;
+use workflows::booking::SlaRules;
+
+/// What the committer needs besides the store.
+pub struct EngineContext {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub sla: SlaRules,
+    pub weights: crate::config::Weights,
+    pub queue_capacity: usize,
+    pub batch_commands_max: usize,
+}
+
+enum Msg {
+    Request(Envelope),
+    Stop,
+}
+
+/// Starts the committer. Dropping every [`Handle`] or calling [`Stopper::stop`] ends it after
+/// the batch in flight; the thread syncs the store before it exits.
+pub fn spawn(ctx: EngineContext) -> anyhow::Result<(Handle, Stopper)> {
+    let (tx, rx) = mpsc::channel::<Envelope>(ctx.queue_capacity);
+    let (stop_tx, stop_rx) = mpsc::channel::<Msg>(1);
+    let head = ChainHead::load(&ctx.store)?;
+    let thread = std::thread::Builder::new()
+        .name("committer".into())
+        .spawn(move || run(ctx, rx, stop_rx, head))?;
+    Ok((Handle { tx }, Stopper { stop_tx, thread }))
+}
+
+/// Stops the committer gracefully.
+pub struct Stopper {
+    stop_tx: mpsc::Sender<Msg>,
+    thread: JoinHandle<()>,
+}
+
+impl Stopper {
+    /// Finishes queued commands, syncs the store and joins the thread.
+    pub async fn stop(self) {
+        let _ = self.stop_tx.send(Msg::Stop).await;
+        let thread = self.thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+}
+
+fn run(
+    ctx: EngineContext,
+    mut rx: mpsc::Receiver<Envelope>,
+    mut stop_rx: mpsc::Receiver<Msg>,
+    mut head: ChainHead,
+) {
+    let mut batch: Vec<Envelope> = Vec::with_capacity(ctx.batch_commands_max);
+    let mut stopping = false;
+    // A runtime-free thread waits on two tokio channels through one tiny current-thread runtime.
+    let waiter = tokio::runtime::Builder::new_current_thread().build().ok();
+    loop {
+        if batch.is_empty() && !stopping {
+            // Block for the first command or a stop request, whichever comes first.
+            match next_message(waiter.as_ref(), &mut rx, &mut stop_rx) {
+                Some(Msg::Request(env)) => batch.push(env),
+                Some(Msg::Stop) | None => stopping = true,
+            }
+        }
+        while batch.len() < ctx.batch_commands_max {
+            match rx.try_recv() {
+                Ok(env) => batch.push(env),
+                Err(_) => break,
+            }
+        }
+        if batch.is_empty() {
+            if stopping {
+                break;
+            }
+            continue;
+        }
+        ctx.metrics.queue_depth.set(rx.len() as i64);
+        commit_batch(&ctx, &mut head, std::mem::take(&mut batch));
+    }
+    if let Err(e) = ctx.store.sync() {
+        tracing::error!(error = %e, "final store sync failed");
+    }
+    tracing::info!("committer stopped");
+}
+
+/// Waits for a request or a stop, whichever comes first.
+fn next_message(
+    waiter: Option<&tokio::runtime::Runtime>,
+    rx: &mut mpsc::Receiver<Envelope>,
+    stop_rx: &mut mpsc::Receiver<Msg>,
+) -> Option<Msg> {
+    let Some(rt) = waiter else {
+        return rx.blocking_recv().map(Msg::Request);
+    };
+    rt.block_on(async {
+        tokio::select! {
+            biased;
+            env = rx.recv() => env.map(Msg::Request),
+            stop = stop_rx.recv() => Some(stop.unwrap_or(Msg::Stop)),
+        }
+    })
+}
+
+fn commit_batch(ctx: &EngineContext, head: &mut ChainHead, batch: Vec<Envelope>) {
+    let started = std::time::Instant::now();
+    let now = crate::clock::now();
+    let mut txn = ctx.store.txn();
+    let mut replies: Vec<(tokio::sync::oneshot::Sender<Reply>, Reply)> =
+        Vec::with_capacity(batch.len());
+    let size = batch.len();
+    for env in batch {
+        let savepoint = txn.savepoint();
+        let head_before = *head;
+        let reply = match exec::execute(ctx, &mut txn, head, &env.request, now) {
+            Ok(reply) => reply,
+            Err(fault) => {
+                tracing::error!(request_id = %env.request.request_id, error = %fault, "command failed");
+                txn.rollback_to(savepoint);
+                *head = head_before;
+                ctx.metrics
+                    .commands
+                    .with_label_values(&[exec::kind_of(&env.request.command), "failed"])
+                    .inc();
+                Reply::error(&ApiError::internal(fault), &env.request.request_id)
+            }
+        };
+        replies.push((env.reply, reply));
+    }
+    match ctx.store.commit(txn) {
+        Ok(stats) => {
+            ctx.metrics.batch_commands.observe(size as f64);
+            ctx.metrics.flush_seconds.observe(stats.flush.as_secs_f64());
+            ctx.metrics
+                .fdatasync_seconds
+                .observe(stats.fdatasync.as_secs_f64());
+            ctx.metrics
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+            for (tx, reply) in replies {
+                let _ = tx.send(reply);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "group commit failed; the batch is refused");
+            *head = ChainHead::load(&ctx.store).unwrap_or(*head);
+            for (tx, _) in replies {
+                let _ = tx.send(Reply::error(&ApiError::internal(&e), ""));
+            }
+        }
+    }
+}

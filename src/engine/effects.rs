@@ -1,0 +1,123 @@
+//! Writing a transition's effects into the batch, next to the new state.
+
+use super::exec::{Exec, Tx};
+use store::audit::Target;
+use store::keys::{self, table};
+use workflows::booking::Booking;
+use workflows::case::ExceptionCase;
+use workflows::effect::{CapacityMove, Effect, TimerPhase, TimerSpec};
+use workflows::sla::SlaKind;
+use workflows::{CaseId, Date, EventType};
+
+fn kind_byte(k: SlaKind) -> u8 {
+    match k {
+        SlaKind::Acceptance => 0,
+        SlaKind::Fulfilment => 1,
+        SlaKind::Report => 2,
+    }
+}
+
+fn phase_byte(p: TimerPhase) -> u8 {
+    match p {
+        TimerPhase::AtRisk => 0,
+        TimerPhase::Due => 1,
+    }
+}
+
+/// The timer-index key of a booking's timer.
+pub(super) fn timer_key(booking: &Booking, t: &TimerSpec) -> Vec<u8> {
+    keys::timer(
+        t.due.0.max(0) as u64,
+        booking.id.as_bytes(),
+        kind_byte(t.kind),
+        phase_byte(t.phase),
+    )
+}
+
+/// Applies `effects` of a transition of `booking` (already in its new state).
+pub(super) fn apply(tx: &mut Tx<'_, '_>, booking: &Booking, effects: &[Effect]) -> Exec<()> {
+    for effect in effects {
+        match effect {
+            Effect::ArmTimer(t) => tx.txn.put_raw(timer_key(booking, t), Vec::new()),
+            Effect::CancelTimer(t) => tx.txn.delete(timer_key(booking, t)),
+            Effect::Emit(event) => emit(tx, *event),
+            Effect::OpenCase {
+                case_type,
+                provider_id,
+                detail,
+            } => {
+                let case = ExceptionCase::open(
+                    CaseId(uuid::Uuid::now_v7()),
+                    *case_type,
+                    booking.partner_id.clone(),
+                    Some(booking.id),
+                    provider_id.clone(),
+                    detail.clone(),
+                    tx.now,
+                );
+                tx.txn
+                    .put(keys::one(table::CASE, case.id.as_bytes()), &case)?;
+                tx.txn.put_raw(
+                    keys::compose(
+                        table::CASE_BY_BOOKING,
+                        &[],
+                        &[booking.id.as_bytes().as_slice(), case.id.as_bytes()].concat(),
+                    ),
+                    Vec::new(),
+                );
+                tx.audit_system(
+                    "exception.opened",
+                    Target {
+                        kind: "exception".into(),
+                        id: case.id.to_string(),
+                    },
+                    Some("open"),
+                    Some(format!(
+                        "{} on booking {}: {}",
+                        case_type.as_str(),
+                        booking.id,
+                        detail
+                    )),
+                )?;
+                emit(tx, EventType::ExceptionOpened);
+            }
+            Effect::Capacity {
+                provider_id,
+                movement,
+            } => {
+                let day = Date::india_of(booking.slot.start);
+                let key = keys::capacity(provider_id.as_str(), day.0);
+                let used: u32 = tx.txn.get(&key)?.unwrap_or(0);
+                let next = match movement {
+                    CapacityMove::Reserve => used.saturating_add(1),
+                    CapacityMove::Release => used.saturating_sub(1),
+                };
+                tx.txn.put(key, &next)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn emit(tx: &mut Tx<'_, '_>, event: EventType) {
+    tx.ctx
+        .metrics
+        .events
+        .with_label_values(&[event.as_str()])
+        .inc();
+}
+
+/// The cases opened about a booking.
+pub(super) fn cases_of(tx: &Tx<'_, '_>, booking: &Booking) -> store::Result<Vec<ExceptionCase>> {
+    crate::queries::cases_in(
+        tx.txn
+            .scan_prefix_raw(&keys::compose(
+                table::CASE_BY_BOOKING,
+                &[],
+                booking.id.as_bytes(),
+            ))?
+            .into_iter()
+            .map(|(k, _)| k),
+        |key| tx.txn.get(key),
+    )
+}

@@ -1,0 +1,302 @@
+//! Running one request inside the batch transaction: idempotency, dispatch, audit.
+
+use super::committer::EngineContext;
+use super::{admin, bookings, Command, Reply, Request};
+use crate::error::ApiError;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use store::audit::{self, AuditDraft, ChainHead, Target};
+use store::keys::{self, table};
+use store::Txn;
+use workflows::Timestamp;
+
+/// Why a command did not complete: the client's problem (audited, replied) or a store fault.
+pub(super) enum Fail {
+    Api(ApiError),
+    Store(store::Error),
+}
+
+impl From<ApiError> for Fail {
+    fn from(e: ApiError) -> Fail {
+        Fail::Api(e)
+    }
+}
+
+impl From<store::Error> for Fail {
+    fn from(e: store::Error) -> Fail {
+        Fail::Store(e)
+    }
+}
+
+pub(super) type Exec<T> = Result<T, Fail>;
+
+/// What an accepted command answers, and what its audit entry says about it.
+pub(super) struct Done {
+    pub status: u16,
+    pub body: Vec<u8>,
+    /// What an idempotent replay returns, when it must differ (a key is shown only once).
+    pub replay_body: Option<Vec<u8>>,
+    pub from_state: Option<String>,
+    pub to_state: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl Done {
+    pub(super) fn json(status: u16, value: &impl Serialize) -> Exec<Done> {
+        let body = serde_json::to_vec(value).map_err(ApiError::internal)?;
+        Ok(Done {
+            status,
+            body,
+            replay_body: None,
+            from_state: None,
+            to_state: None,
+            reason: None,
+        })
+    }
+
+    pub(super) fn states(mut self, from: Option<&str>, to: Option<&str>) -> Done {
+        self.from_state = from.map(str::to_owned);
+        self.to_state = to.map(str::to_owned);
+        self
+    }
+}
+
+/// A stored response for an `Idempotency-Key`.
+#[derive(Serialize, Deserialize)]
+pub(super) struct IdempotencyRecord {
+    pub fingerprint: [u8; 32],
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub created_at: Timestamp,
+}
+
+/// The per-command view of the batch: the transaction, the audit head, who and when.
+pub(super) struct Tx<'a, 's> {
+    pub ctx: &'a EngineContext,
+    pub txn: &'a mut Txn<'s>,
+    pub head: &'a mut ChainHead,
+    pub req: &'a Request,
+    pub now: Timestamp,
+    pub at: String,
+}
+
+impl Tx<'_, '_> {
+    /// Appends an extra audit entry (e.g. a case the command opened) by the system.
+    pub(super) fn audit_system(
+        &mut self,
+        action: &str,
+        target: Target,
+        to_state: Option<&str>,
+        detail: Option<String>,
+    ) -> Exec<()> {
+        let draft = AuditDraft {
+            at: self.at.clone(),
+            actor: crate::auth::Principal::System("engine").actor(),
+            action: action.into(),
+            target,
+            from_state: None,
+            to_state: to_state.map(str::to_owned),
+            reason: None,
+            request_id: Some(self.req.request_id.clone()),
+            outcome: None,
+            error: None,
+            detail,
+        };
+        audit::append(self.txn, self.head, draft)?;
+        Ok(())
+    }
+}
+
+pub(super) fn kind_of(cmd: &Command) -> &'static str {
+    match cmd {
+        Command::PutPartner(_) => "put_partner",
+        Command::CreateKey { .. } => "create_key",
+        Command::PutCatalog(_) => "put_catalog",
+        Command::PutProvider(_) => "put_provider",
+        Command::PutOperator(_) => "put_operator",
+        Command::PutPolicy(_) => "put_policy",
+        Command::PutMember(_) => "put_member",
+        Command::CreateBooking(_) => "create_booking",
+        Command::Booking { .. } => "booking_action",
+    }
+}
+
+fn target(kind: &str, id: impl Into<String>) -> Target {
+    Target {
+        kind: kind.into(),
+        id: id.into(),
+    }
+}
+
+/// The audit action and target of a command, known before it runs.
+fn describe(cmd: &Command) -> (String, Target) {
+    match cmd {
+        Command::PutPartner(p) => ("partner.put".into(), target("partner", p.id.as_str())),
+        Command::CreateKey { owner, key_id, .. } => (
+            format!("{}.key_created", owner.kind()),
+            Target {
+                kind: owner.kind().into(),
+                id: format!("{}#{key_id}", owner.id()),
+            },
+        ),
+        Command::PutCatalog(s) => ("catalog.put".into(), target("service", s.code.as_str())),
+        Command::PutProvider(p) => ("provider.put".into(), target("provider", p.id.as_str())),
+        Command::PutOperator(o) => ("operator.put".into(), target("operator", o.id.as_str())),
+        Command::PutPolicy(p) => (
+            "policy.put".into(),
+            target("policy", format!("{}/{}", p.partner_id, p.id)),
+        ),
+        Command::PutMember(m) => (
+            "member.put".into(),
+            target("member", format!("{}/{}", m.partner_id, m.id)),
+        ),
+        Command::CreateBooking(b) => ("booking.create".into(), target("booking", b.id.to_string())),
+        Command::Booking { id, action } => (
+            format!("booking.{}", action.name()),
+            target("booking", id.to_string()),
+        ),
+    }
+}
+
+fn dispatch(tx: &mut Tx<'_, '_>) -> Exec<Done> {
+    match &tx.req.command {
+        Command::PutPartner(p) => admin::put_partner(tx, p),
+        Command::CreateKey {
+            owner,
+            key_id,
+            key_hash,
+            key_plain,
+        } => admin::create_key(tx, owner, key_id, key_hash, key_plain),
+        Command::PutCatalog(s) => admin::put_catalog(tx, s),
+        Command::PutProvider(p) => admin::put_provider(tx, p),
+        Command::PutOperator(o) => admin::put_operator(tx, o),
+        Command::PutPolicy(p) => admin::put_policy(tx, p),
+        Command::PutMember(m) => admin::put_member(tx, m),
+        Command::CreateBooking(b) => bookings::create(tx, b),
+        Command::Booking { id, action } => bookings::act(tx, *id, action),
+    }
+}
+
+/// Runs one request. `Err` is a store fault: the caller rolls this command back.
+pub(super) fn execute(
+    ctx: &EngineContext,
+    txn: &mut Txn<'_>,
+    head: &mut ChainHead,
+    req: &Request,
+    now: Timestamp,
+) -> Result<Reply, store::Error> {
+    let kind = kind_of(&req.command);
+    let scope = req.principal.scope();
+    let idem_key = req
+        .idempotency
+        .as_ref()
+        .map(|i| keys::scoped(table::IDEMPOTENCY, &scope, i.key.as_bytes()));
+    if let (Some(idem), Some(key)) = (&req.idempotency, &idem_key) {
+        if let Some(rec) = txn.get::<IdempotencyRecord>(key)? {
+            if rec.fingerprint == idem.fingerprint {
+                ctx.metrics
+                    .commands
+                    .with_label_values(&[kind, "replayed"])
+                    .inc();
+                return Ok(Reply {
+                    status: rec.status,
+                    body: Bytes::from(rec.body),
+                    replayed: true,
+                });
+            }
+            ctx.metrics
+                .commands
+                .with_label_values(&[kind, "rejected"])
+                .inc();
+            return Ok(Reply::error(
+                &ApiError::IdempotencyConflict,
+                &req.request_id,
+            ));
+        }
+    }
+
+    let (action, target) = describe(&req.command);
+    let at = crate::clock::rfc3339(now);
+    let mut tx = Tx {
+        ctx,
+        txn,
+        head,
+        req,
+        now,
+        at: at.clone(),
+    };
+    let savepoint = tx.txn.savepoint();
+    let head_before = *tx.head;
+    let (status, body, replay_body, draft) = match dispatch(&mut tx) {
+        Ok(done) => {
+            ctx.metrics
+                .commands
+                .with_label_values(&[kind, "accepted"])
+                .inc();
+            let draft = AuditDraft {
+                at,
+                actor: req.principal.actor(),
+                action,
+                target,
+                from_state: done.from_state,
+                to_state: done.to_state,
+                reason: done.reason,
+                request_id: Some(req.request_id.clone()),
+                outcome: None,
+                error: None,
+                detail: None,
+            };
+            (done.status, done.body, done.replay_body, draft)
+        }
+        Err(Fail::Store(e)) => return Err(e),
+        Err(Fail::Api(e)) => {
+            // A refused command changes nothing but its own audit entry.
+            tx.txn.rollback_to(savepoint);
+            *tx.head = head_before;
+            ctx.metrics
+                .commands
+                .with_label_values(&[kind, "rejected"])
+                .inc();
+            let draft = AuditDraft {
+                at,
+                actor: req.principal.actor(),
+                action,
+                target,
+                from_state: None,
+                to_state: None,
+                reason: None,
+                request_id: Some(req.request_id.clone()),
+                outcome: Some("rejected".into()),
+                error: Some(e.code().into()),
+                detail: match &e {
+                    ApiError::Internal(_) => None,
+                    other => Some(other.to_string()),
+                },
+            };
+            (e.status(), e.to_problem(&req.request_id), None, draft)
+        }
+    };
+    audit::append(tx.txn, tx.head, draft)?;
+    if let (Some(idem), Some(key)) = (&req.idempotency, idem_key) {
+        if status < 500 {
+            let rec = IdempotencyRecord {
+                fingerprint: idem.fingerprint,
+                status,
+                body: replay_body.unwrap_or_else(|| body.clone()),
+                created_at: now,
+            };
+            tx.txn.put(key, &rec)?;
+            let by_time = keys::compose(
+                table::IDEMPOTENCY_BY_TIME,
+                &[&(now.0 as u64).to_be_bytes(), scope.as_bytes()],
+                idem.key.as_bytes(),
+            );
+            tx.txn.put_raw(by_time, Vec::new());
+        }
+    }
+    Ok(Reply {
+        status,
+        body: Bytes::from(body),
+        replayed: false,
+    })
+}

@@ -1,0 +1,93 @@
+//! DxStack: a governed orchestration layer between partners and a provider network.
+//!
+//! [`run`] wires the store, the committer, the HTTP façade and the demo loader; `main.rs` only
+//! parses the command line and calls it, and the tests drive the same entry point.
+
+pub mod api;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod engine;
+pub mod error;
+pub mod metrics;
+pub mod queries;
+pub mod views;
+
+use std::future::Future;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use store::keys::table;
+use store::{Store, StoreConfig};
+use tokio::net::TcpListener;
+
+/// Opens the store configured in `config`.
+pub fn open_store(config: &config::Config) -> anyhow::Result<Store> {
+    Store::open(&StoreConfig {
+        path: config.store.path.clone(),
+        cache_capacity_bytes: config.store.cache_capacity.0,
+    })
+    .map_err(|e| anyhow::anyhow!("cannot open store {}: {e}", config.store.path.display()))
+}
+
+/// Runs the service on `listener` until `shutdown` resolves, then stops gracefully: no new
+/// requests, in-flight ones finish, the committer commits what it has, the store is synced.
+pub async fn run(
+    config: config::Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = open_store(&config)?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let (engine, stopper) = engine::spawn(engine::EngineContext {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        sla: workflows::booking::SlaRules {
+            at_risk_ratio: config.sla.at_risk_ratio,
+            reroute_on_acceptance_breach: config.sla.reroute_on_acceptance_breach,
+        },
+        weights: config.routing.weights,
+        queue_capacity: config.engine.queue_capacity,
+        batch_commands_max: config.engine.batch_commands_max,
+    })?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = api::AppState {
+        store: store.clone(),
+        engine: engine.clone(),
+        metrics,
+        admin_token: Arc::new(config.admin.token.clone()),
+        max_body: config.server.max_body.0 as usize,
+        ready: ready.clone(),
+    };
+    let empty = store.scan_prefix(&[table::PARTNER]).next().is_none();
+    let demo_keys = if config.demo.load_on_empty_store && empty {
+        Some(demo::load(&engine).await?)
+    } else {
+        None
+    };
+    let addr = listener.local_addr()?;
+    ready.store(true, Ordering::Release);
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "dxstack listening on http://{addr}")?;
+        if let Some(keys) = &demo_keys {
+            writeln!(out, "{}", keys.describe(&addr.to_string()))?;
+        }
+        out.flush()?;
+    }
+    tracing::info!(%addr, store = %config.store.path.display(), "serving");
+    let router = api::router(state);
+    let ready_flag = ready.clone();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            ready_flag.store(false, Ordering::Release);
+            tracing::info!("shutting down: no new requests, finishing in-flight ones");
+        })
+        .await?;
+    drop(engine);
+    stopper.stop().await;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! Prometheus metrics: one registry, created once, rendered by `GET /metrics`.
+
+use prometheus::{
+    exponential_buckets, Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    /// Commands by kind and outcome (`accepted`, `rejected`, `replayed`, `failed`).
+    pub commands: IntCounterVec,
+    pub batch_commands: Histogram,
+    pub commit_seconds: Histogram,
+    pub flush_seconds: Histogram,
+    pub fdatasync_seconds: Histogram,
+    pub events: IntCounterVec,
+    pub http_requests: IntCounterVec,
+    pub queue_depth: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let latency = || exponential_buckets(0.000_025, 2.0, 18).unwrap_or_default();
+        let commands = IntCounterVec::new(
+            Opts::new(
+                "dxstack_commands_total",
+                "Commands handled by the committer",
+            ),
+            &["kind", "outcome"],
+        );
+        let batch_commands = Histogram::with_opts(
+            HistogramOpts::new("dxstack_batch_commands", "Commands per group commit")
+                .buckets(exponential_buckets(1.0, 2.0, 11).unwrap_or_default()),
+        );
+        let commit_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "dxstack_commit_seconds",
+                "Group commit time: apply + flush + fdatasync",
+            )
+            .buckets(latency()),
+        );
+        let flush_seconds = Histogram::with_opts(
+            HistogramOpts::new("dxstack_flush_seconds", "sled flush per group commit")
+                .buckets(latency()),
+        );
+        let fdatasync_seconds = Histogram::with_opts(
+            HistogramOpts::new("dxstack_fdatasync_seconds", "fdatasync per group commit")
+                .buckets(latency()),
+        );
+        let events = IntCounterVec::new(
+            Opts::new("dxstack_events_total", "Partner events committed, by type"),
+            &["type"],
+        );
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "dxstack_http_requests_total",
+                "HTTP responses by status class",
+            ),
+            &["status"],
+        );
+        let queue_depth = IntGauge::new(
+            "dxstack_committer_queue_depth",
+            "Commands waiting for the committer",
+        );
+        let m = Metrics {
+            registry,
+            commands: commands.unwrap_or_else(|_| unreachable_metric()),
+            batch_commands: batch_commands.unwrap_or_else(|_| unreachable_metric()),
+            commit_seconds: commit_seconds.unwrap_or_else(|_| unreachable_metric()),
+            flush_seconds: flush_seconds.unwrap_or_else(|_| unreachable_metric()),
+            fdatasync_seconds: fdatasync_seconds.unwrap_or_else(|_| unreachable_metric()),
+            events: events.unwrap_or_else(|_| unreachable_metric()),
+            http_requests: http_requests.unwrap_or_else(|_| unreachable_metric()),
+            queue_depth: queue_depth.unwrap_or_else(|_| unreachable_metric()),
+        };
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(m.commands.clone()),
+            Box::new(m.batch_commands.clone()),
+            Box::new(m.commit_seconds.clone()),
+            Box::new(m.flush_seconds.clone()),
+            Box::new(m.fdatasync_seconds.clone()),
+            Box::new(m.events.clone()),
+            Box::new(m.http_requests.clone()),
+            Box::new(m.queue_depth.clone()),
+        ];
+        for c in collectors {
+            if let Err(e) = m.registry.register(c) {
+                panic!("metric registration is static and cannot clash: {e}");
+            }
+        }
+        m
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let encoder = TextEncoder::new();
+        if let Err(e) = encoder.encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// Metric definitions are constants; a failure to build one is a programming error.
+fn unreachable_metric<T>() -> T {
+    panic!("static metric definition rejected by prometheus")
+}

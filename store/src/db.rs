@@ -1,0 +1,136 @@
+//! Opening the database, reads, and the durable group commit.
+
+use crate::{codec, Error, Result, Txn};
+use serde::de::DeserializeOwned;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How to open the store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    /// sled's page cache, in bytes. Bounds memory: the store is larger than RAM in production.
+    pub cache_capacity_bytes: u64,
+}
+
+/// What one group commit cost.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitStats {
+    pub writes: usize,
+    pub flush: Duration,
+    pub fdatasync: Duration,
+}
+
+/// The database. Cheap to clone (sled handles are reference-counted).
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    /// An fd of sled's data file, kept only to `fdatasync` it after every flush.
+    data_file: std::sync::Arc<File>,
+    path: PathBuf,
+}
+
+impl Store {
+    pub fn open(config: &StoreConfig) -> Result<Store> {
+        std::fs::create_dir_all(&config.path)?;
+        let db = sled::Config::new()
+            .path(&config.path)
+            .cache_capacity(config.cache_capacity_bytes)
+            .flush_every_ms(None)
+            .open()?;
+        let data_path = config.path.join("db");
+        let data_file = File::open(&data_path).map_err(|e| {
+            Error::Corrupt(format!(
+                "sled data file {} cannot be opened: {e}",
+                data_path.display()
+            ))
+        })?;
+        Ok(Store {
+            db,
+            data_file: std::sync::Arc::new(data_file),
+            path: config.path.clone(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Starts a write transaction (used only by the committer).
+    pub fn txn(&self) -> Txn<'_> {
+        Txn::new(self)
+    }
+
+    /// Applies a transaction's writes atomically and makes them durable:
+    /// one `apply_batch`, one `flush`, one `fdatasync`.
+    ///
+    /// # Important
+    /// sled 0.34's `flush` ends in `sync_file_range`, which survives a process crash but not a
+    /// power loss; the `fdatasync` that follows is what makes "acknowledged" mean "on disk".
+    pub fn commit(&self, txn: Txn<'_>) -> Result<CommitStats> {
+        let writes = txn.len();
+        if writes == 0 {
+            return Ok(CommitStats {
+                writes,
+                flush: Duration::ZERO,
+                fdatasync: Duration::ZERO,
+            });
+        }
+        self.db.apply_batch(txn.into_batch())?;
+        let t0 = Instant::now();
+        self.db.flush()?;
+        let t1 = Instant::now();
+        self.data_file.sync_data()?;
+        let t2 = Instant::now();
+        Ok(CommitStats {
+            writes,
+            flush: t1 - t0,
+            fdatasync: t2 - t1,
+        })
+    }
+
+    /// Flushes and syncs everything (shutdown).
+    pub fn sync(&self) -> Result<()> {
+        self.db.flush()?;
+        self.data_file.sync_data()?;
+        Ok(())
+    }
+
+    pub fn get_raw(&self, key: &[u8]) -> Result<Option<sled::IVec>> {
+        Ok(self.db.get(key)?)
+    }
+
+    pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+        match self.db.get(key)? {
+            Some(v) => Ok(Some(codec::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn contains(&self, key: &[u8]) -> Result<bool> {
+        Ok(self.db.contains_key(key)?)
+    }
+
+    /// Keys and values under `prefix`, in key order.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> sled::Iter {
+        self.db.scan_prefix(prefix)
+    }
+
+    /// Keys and values in `[start, end)`.
+    pub fn range(&self, start: &[u8], end: &[u8]) -> sled::Iter {
+        self.db.range(start.to_vec()..end.to_vec())
+    }
+
+    /// The last entry under `prefix`.
+    pub fn last_in_prefix(&self, prefix: &[u8]) -> Result<Option<(sled::IVec, sled::IVec)>> {
+        Ok(self.db.scan_prefix(prefix).next_back().transpose()?)
+    }
+
+    /// Writes one raw value outside the committer. Only for tools that edit a stopped store
+    /// (tests proving that tampering is detected); the service never calls it.
+    pub fn overwrite_raw_for_tests(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.db.insert(key, value)?;
+        self.sync()
+    }
+}

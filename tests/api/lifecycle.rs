@@ -1,0 +1,483 @@
+//! A booking's life: create, provider events, re-routing, cancel, no-show, reschedule, lists.
+
+use std::collections::HashSet;
+
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::harness::{str_of, urlencode, TestApp, World, BLR_FULL, SLOT_END, SLOT_START};
+
+fn version(b: &Value) -> i64 {
+    b["version"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("booking without integer version: {b}"))
+}
+
+fn instant(v: &Value) -> OffsetDateTime {
+    let s = str_of(v);
+    OffsetDateTime::parse(&s, &Rfc3339).unwrap_or_else(|e| panic!("{s:?} is not RFC 3339: {e}"))
+}
+
+/// The `to_state` values of a timeline, in order, skipping entries without one.
+fn to_states(timeline: &Value) -> Vec<String> {
+    timeline["items"]
+        .as_array()
+        .expect("timeline items")
+        .iter()
+        .filter_map(|e| e["to_state"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Asserts `want` appears in `have` in this order (other entries may sit in between).
+#[track_caller]
+fn assert_subsequence(have: &[String], want: &[&str]) {
+    let mut it = have.iter();
+    for w in want {
+        assert!(
+            it.any(|h| h == w),
+            "timeline to_states {have:?} do not contain {want:?} in order"
+        );
+    }
+}
+
+fn sla_state<'a>(b: &'a Value, kind: &str) -> Option<&'a str> {
+    b["sla"]
+        .as_array()?
+        .iter()
+        .find(|e| e["kind"] == kind)?
+        .get("state")?
+        .as_str()
+}
+
+#[tokio::test]
+async fn booking_goes_from_create_to_completed_via_started() {
+    let app = TestApp::spawn().await;
+    let w = World::build(&app).await;
+    let pa = &w.partner;
+
+    let created = app
+        .create_booking(&pa.key, &pa.booking(0, "life-started"))
+        .await
+        .ok(201);
+    assert_eq!(created["state"], "pending_provider", "{created}");
+    assert_eq!(created["member_id"], pa.members[0].as_str());
+    assert_eq!(created["partner_ref"], "life-started");
+    assert_eq!(created["services"], json!(["CBC", "LIPID"]));
+    let id = str_of(&created["id"]);
+    let pid = str_of(&created["provider_id"]);
+    assert!(BLR_FULL.contains(&pid.as_str()), "routed to {pid}");
+    assert_eq!(created["routing"]["provider_id"], pid.as_str(), "{created}");
+    let gross = w.gross(&pid, &["CBC", "LIPID"]);
+    let amounts = &created["amounts"];
+    assert_eq!(amounts["gross_paise"], gross, "amounts {amounts}");
+    assert_eq!(
+        amounts["covered_paise"].as_i64().unwrap_or(-1)
+            + amounts["copay_paise"].as_i64().unwrap_or(-1),
+        gross,
+        "covered + copay != gross: {amounts}"
+    );
+    assert_eq!(amounts["copay_paise"], 0, "policy has no copay: {amounts}");
+    assert_eq!(
+        sla_state(&created, "acceptance"),
+        Some("pending"),
+        "{}",
+        created["sla"]
+    );
+
+    let got = app.get_booking(&pa.key, &id).await.ok(200);
+    assert_eq!(got["state"], "pending_provider");
+    assert_eq!(got["version"], created["version"]);
+    assert_eq!(got["provider_id"], pid.as_str());
+
+    let key = &w.provider(&pid).key;
+    let mut v = version(&created);
+    let steps = [
+        (json!({"type": "accept"}), "confirmed"),
+        (json!({"type": "started"}), "in_progress"),
+        (
+            json!({"type": "report_ready", "report_url": "https://reports.example.com/r1.pdf"}),
+            "in_progress",
+        ),
+        (json!({"type": "completed"}), "completed"),
+    ];
+    for (event, state) in steps {
+        let b = app.provider_event_with(key, &id, &event).await.ok(200);
+        assert_eq!(b["state"], state, "after {event}: {b}");
+        assert!(
+            version(&b) > v,
+            "version did not increase after {event}: {b}"
+        );
+        v = version(&b);
+        let got = app.get_booking(&pa.key, &id).await.ok(200);
+        assert_eq!(got["state"], state, "GET after {event}: {got}");
+        assert_eq!(version(&got), v, "GET version after {event}: {got}");
+    }
+    let done = app.get_booking(&pa.key, &id).await.ok(200);
+    assert_eq!(
+        done["report_url"], "https://reports.example.com/r1.pdf",
+        "{done}"
+    );
+    assert_eq!(done["provider_id"], pid.as_str());
+    assert_eq!(
+        sla_state(&done, "acceptance"),
+        Some("met"),
+        "{}",
+        done["sla"]
+    );
+    assert!(
+        instant(&done["updated_at"]) >= instant(&done["created_at"]),
+        "updated_at before created_at: {done}"
+    );
+
+    let tl = app.timeline(&pa.key, &id).await.ok(200);
+    let items = tl["items"].as_array().expect("timeline items");
+    assert!(items.len() >= 5, "timeline too short: {tl}");
+    for pair in items.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        assert!(
+            a["seq"].as_u64().expect("seq") < b["seq"].as_u64().expect("seq"),
+            "timeline seq not increasing: {a} then {b}"
+        );
+        assert!(
+            instant(&a["at"]) <= instant(&b["at"]),
+            "timeline not oldest first: {a} then {b}"
+        );
+    }
+    assert_subsequence(
+        &to_states(&tl),
+        &["pending_provider", "confirmed", "in_progress", "completed"],
+    );
+}
+
+#[tokio::test]
+async fn sample_collected_path_completes_and_provider_lists_it() {
+    let app = TestApp::spawn().await;
+    let w = World::build(&app).await;
+    let pa = &w.partner;
+    let created = app
+        .create_booking(&pa.key, &pa.booking(1, "life-sample"))
+        .await
+        .ok(201);
+    let id = str_of(&created["id"]);
+    let prov = w.provider(&str_of(&created["provider_id"]));
+
+    let pending = app
+        .provider_bookings(&prov.key, Some("pending_provider"))
+        .await
+        .ok(200);
+    let ids: Vec<&str> = pending["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|b| b["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec![id.as_str()], "provider's pending list: {pending}");
+
+    let mut v = version(&created);
+    for (event, state) in [
+        ("accept", "confirmed"),
+        ("sample_collected", "in_progress"),
+        ("report_ready", "in_progress"),
+        ("completed", "completed"),
+    ] {
+        let b = app.provider_event(&prov.key, &id, event).await.ok(200);
+        assert_eq!(b["state"], state, "after {event}: {b}");
+        assert!(
+            version(&b) > v,
+            "version did not increase after {event}: {b}"
+        );
+        v = version(&b);
+    }
+    let got = app.get_booking(&pa.key, &id).await.ok(200);
+    assert_eq!(got["state"], "completed");
+    assert_eq!(version(&got), v);
+    let done = app
+        .provider_bookings(&prov.key, Some("completed"))
+        .await
+        .ok(200);
+    assert!(
+        done["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|b| b["id"] == id.as_str()),
+        "completed booking missing from provider list: {done}"
+    );
+    let tl = app.timeline(&pa.key, &id).await.ok(200);
+    assert_subsequence(&to_states(&tl), &["confirmed", "in_progress", "completed"]);
+}
+
+#[tokio::test]
+async fn mumbai_address_routes_to_the_mumbai_lab() {
+    let app = TestApp::spawn().await;
+    let w = World::build(&app).await;
+    let pa = &w.partner;
+    let mut body = pa.booking_for(&pa.mumbai_member, &["CBC"], "life-mumbai");
+    body["address"] = json!({"pincode": "400001", "lat": 18.9310, "lon": 72.8310});
+    let b = app.create_booking(&pa.key, &body).await.ok(201);
+    assert_eq!(b["provider_id"], "mum-lab-1", "{b}");
+    assert_eq!(
+        b["amounts"]["gross_paise"],
+        w.gross("mum-lab-1", &["CBC"]),
+        "{b}"
+    );
+}
+
+#[tokio::test]
+async fn reject_reroutes_to_the_next_provider_then_fails() {
+    let app = TestApp::spawn().await;
+    let w = World::build(&app).await;
+    let pa = &w.partner;
+    let created = app
+        .create_booking(&pa.key, &pa.booking(0, "life-reject"))
+        .await
+        .ok(201);
+    let id = str_of(&created["id"]);
+    let p1 = str_of(&created["provider_id"]);
+    assert!(BLR_FULL.contains(&p1.as_str()), "first provider {p1}");
+    let attempt1 = created["routing"]["attempt"].as_i64();
+
+    let body = json!({"type": "reject", "reason": "no phlebotomist"});
+    let b = app
+        .provider_event_with(&w.provider(&p1).key, &id, &body)
+        .await
+        .ok(200);
+    assert_eq!(b["state"], "pending_provider", "after first reject: {b}");
+    let p2 = str_of(&b["provider_id"]);
+    assert_ne!(p1, p2, "reject did not re-route: {b}");
+    assert!(
+        BLR_FULL.contains(&p2.as_str()),
+        "re-routed to {p2}, which cannot serve it"
+    );
+    assert!(
+        b["routing"]["attempt"].as_i64() > attempt1,
+        "routing.attempt did not grow: before {attempt1:?}, after {}",
+        b["routing"]
+    );
+    assert!(version(&b) > version(&created));
+    assert_eq!(
+        app.get_booking(&pa.key, &id).await.ok(200)["provider_id"],
+        p2.as_str()
+    );
+
+    // The first provider no longer sees the booking.
+    app.provider_event(&w.provider(&p1).key, &id, "accept")
+        .await
+        .problem(404, "not_found");
+
+    let b = app
+        .provider_event_with(&w.provider(&p2).key, &id, &body)
+        .await
+        .ok(200);
+    assert_eq!(
+        b["state"], "failed",
+        "after the last candidate rejected: {b}"
+    );
+    let got = app.get_booking(&pa.key, &id).await.ok(200);
+    assert_eq!(got["state"], "failed");
+    let tl = app.timeline(&pa.key, &id).await.ok(200);
+    assert_eq!(
+        to_states(&tl).last().map(String::as_str),
+        Some("failed"),
+        "{tl}"
+    );
+}
+
+#[tokio::test]
+async fn cancel_from_pending_and_from_confirmed() {
+    let app = TestApp::spawn().await;
+    let w = World::build(&app).await;
+    let pa = &w.partner;
+
+    let pending = app
+        .create_booking(&pa.key, &pa.booking(0, "cancel-pending"))
+        .await
+        .ok(201);
+    let id = str_of(&pending["id"]);
+    let prov = w.provider(&str_of(&pending["provider_id"]));
+    let b = app
+        .cancel_booking(&pa.key, &id, "member travelling")
+        .await
+        .ok(200);
+    assert_eq!(b["state"], "cancelled", "{b}");
+    assert!(version(&b) > version(&pending));
+    assert_eq!(
+        app.get_booking(&pa.key, &id).await.ok(200)["state"],
+        "cancelled"
+    );
+    // Terminal: neither the partner nor the provider can move it any more.
+    app.cancel_booking(&pa.key, &id, "again")
+        .await
+        .problem(409, "invalid_transition");
+    app.provider_event(&prov.key, &id, "accept")
+        .await
+        .problem(409, "invalid_transition");
+    let after = app.get_booking(&pa.key, &id).await.ok(200);
+    assert_eq!(after["state"], "cancelled");
+    assert_eq!(version(&after), version(&b));
+
+    let c = app
+        .create_booking(&pa.key, &pa.booking(1, "cancel-confirmed"))
+        .await
+        .ok(201);
+    let id = str_of(&c["id"]);
+    let prov = w.provider(&str_of(&c["provider_id"]));
+    let acc = app.provider_event(&prov.key, &id, "accept").await.ok(200);
+    assert_eq!(acc["state"], "confirmed");
+    let b = app
+        .cancel_booking(&pa.key, &id, "changed mind")
+        .await
+        .ok(200);
+    assert_eq!(b["state"], "cancelled", "{b}");
+    assert!(version(&b) > version(&acc));
+    let tl = app.timeline(&pa.key, &id).await.ok(200);
+    assert_subsequence(&to_states(&tl), &["confirmed", "cancelled"]);
+    let entry = tl["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|e| e["to_state"] == "cancelled")
+        .expect("cancel entry");
+    assert_eq!(entry["reason"], "changed mind", "cancel entry: {entry}");
+}
+
+#[tokio::test]
+async fn provider_marks_no_show() {
+    let app = TestApp::spawn().await;
+    let w = World::build(&app).await;
+    let pa = &w.partner;
+    let c = app
+        .create_booking(&pa.key, &pa.booking(0, "noshow"))
+        .await
+        .ok(201);
+    let id = str_of(&c["id"]);
+    let prov = w.provider(&str_of(&c["provider_id"]));
+    app.provider_event(&prov.key, &id, "accept").await.ok(200);
+    let body = json!({"type": "no_show", "reason": "nobody home"});
+    let b = app.provider_event_with(&prov.key, &id, &body).await.ok(200);
+    assert_eq!(b["state"], "no_show", "{b}");
+    assert_eq!(
+        app.get_booking(&pa.key, &id).await.ok(200)["state"],
+        "no_show"
+    );
+    app.provider_event(&prov.key, &id, "started")
+        .await
+        .problem(409, "invalid_transition");
+}
+
+#[tokio::test]
+async fn reschedule_moves_the_slot() {
+    let app = TestApp::spawn().await;
+    let w = World::build(&app).await;
+    let pa = &w.partner;
+    let c = app
+        .create_booking(&pa.key, &pa.booking(0, "resched"))
+        .await
+        .ok(201);
+    let id = str_of(&c["id"]);
+    assert_eq!(instant(&c["slot"]["start"]), instant(&json!(SLOT_START)));
+    assert_eq!(instant(&c["slot"]["end"]), instant(&json!(SLOT_END)));
+
+    let (start, end) = ("2030-01-02T11:00:00Z", "2030-01-02T12:00:00Z");
+    let b = app.reschedule(&pa.key, &id, start, end).await.ok(200);
+    assert_eq!(instant(&b["slot"]["start"]), instant(&json!(start)), "{b}");
+    assert_eq!(instant(&b["slot"]["end"]), instant(&json!(end)), "{b}");
+    assert!(version(&b) > version(&c));
+    let got = app.get_booking(&pa.key, &id).await.ok(200);
+    assert_eq!(
+        instant(&got["slot"]["start"]),
+        instant(&json!(start)),
+        "{got}"
+    );
+    assert_eq!(instant(&got["slot"]["end"]), instant(&json!(end)), "{got}");
+    assert!(
+        ["pending_provider", "confirmed"].contains(&got["state"].as_str().unwrap_or("")),
+        "state after reschedule: {got}"
+    );
+}
+
+#[tokio::test]
+async fn list_filters_by_state_and_partner_ref_and_paginates() {
+    let app = TestApp::spawn().await;
+    let w = World::build(&app).await;
+    let pa = &w.partner;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let b = app
+            .create_booking(&pa.key, &pa.booking(n % 4, &format!("list-{n}")))
+            .await
+            .ok(201);
+        ids.push((str_of(&b["id"]), str_of(&b["provider_id"])));
+    }
+    let mut confirmed = HashSet::new();
+    for (id, pid) in &ids[..2] {
+        app.provider_event(&w.provider(pid).key, id, "accept")
+            .await
+            .ok(200);
+        confirmed.insert(id.clone());
+    }
+
+    let ids_of = |page: &Value| -> HashSet<String> {
+        page["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no items array: {page}"))
+            .iter()
+            .map(|b| str_of(&b["id"]))
+            .collect()
+    };
+    let page = app.list_bookings(&pa.key, "state=confirmed").await.ok(200);
+    assert_eq!(ids_of(&page), confirmed, "state=confirmed: {page}");
+    assert!(page["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|b| b["state"] == "confirmed"));
+    let page = app
+        .list_bookings(&pa.key, "state=pending_provider")
+        .await
+        .ok(200);
+    let pending: HashSet<String> = ids[2..].iter().map(|(i, _)| i.clone()).collect();
+    assert_eq!(ids_of(&page), pending, "state=pending_provider: {page}");
+
+    let page = app
+        .list_bookings(&pa.key, "partner_ref=list-3")
+        .await
+        .ok(200);
+    assert_eq!(
+        ids_of(&page),
+        HashSet::from([ids[3].0.clone()]),
+        "partner_ref=list-3: {page}"
+    );
+    assert_eq!(page["items"][0]["partner_ref"], "list-3");
+    let page = app.list_bookings(&pa.key, "partner_ref=nope").await.ok(200);
+    assert!(ids_of(&page).is_empty(), "partner_ref=nope: {page}");
+
+    let member = &pa.members[1];
+    let page = app
+        .list_bookings(&pa.key, &format!("member_id={member}"))
+        .await
+        .ok(200);
+    assert_eq!(
+        ids_of(&page),
+        HashSet::from([ids[1].0.clone()]),
+        "member_id filter: {page}"
+    );
+
+    // Cursor pagination, 2 per page, newest first, every booking exactly once.
+    let mut seen = Vec::new();
+    let mut query = "limit=2".to_string();
+    for _ in 0..10 {
+        let page = app.list_bookings(&pa.key, &query).await.ok(200);
+        let items = page["items"].as_array().expect("items");
+        assert!(items.len() <= 2, "page larger than limit: {page}");
+        seen.extend(items.iter().map(|b| str_of(&b["id"])));
+        match page["next_cursor"].as_str() {
+            Some(c) => query = format!("limit=2&cursor={}", urlencode(c)),
+            None => break,
+        }
+    }
+    let newest_first: Vec<String> = ids.iter().rev().map(|(i, _)| i.clone()).collect();
+    assert_eq!(seen, newest_first, "paginated listing (want newest first)");
+    assert_eq!(app.list_all_bookings(&pa.key, "").await.len(), 5);
+}
