@@ -240,18 +240,19 @@ pub(crate) fn list_from_index(
     };
     let mut items = Vec::new();
     let mut next_cursor = None;
-    let mut last_seen = None;
+    // The cursor is the last entry examined: the next page starts just below it.
+    let mut last_examined: Option<BookingId> = None;
     for (scanned, entry) in store.range(prefix, &end).rev().enumerate() {
+        if items.len() == limit || scanned >= SCAN_MAX {
+            next_cursor = last_examined.map(|id| id.to_string());
+            break;
+        }
         let (k, _) = entry.map_err(store::Error::from)?;
         let Some(raw) = keys::tail_uuid(&k) else {
             continue;
         };
         let id = BookingId(uuid::Uuid::from_bytes(raw));
-        last_seen = Some(id);
-        if items.len() == limit || scanned >= SCAN_MAX {
-            next_cursor = Some(id);
-            break;
-        }
+        last_examined = Some(id);
         let Some(record) = queries::booking(store, id)? else {
             continue;
         };
@@ -265,17 +266,6 @@ pub(crate) fn list_from_index(
             items.push(views::booking_view(&record, &cases));
         }
     }
-    // A page cut short by the scan bound resumes after the last entry examined.
-    let next_cursor = next_cursor.map(|_| last_seen).flatten().map(|id| {
-        if items.len() == limit {
-            items
-                .last()
-                .map(|v| v.id.clone())
-                .unwrap_or_else(|| id.to_string())
-        } else {
-            id.to_string()
-        }
-    });
     json_ok(&serde_json::json!({ "items": items, "next_cursor": next_cursor }))
 }
 

@@ -26,7 +26,7 @@ pub struct EngineContext {
 }
 
 enum Msg {
-    Request(Envelope),
+    Request(Box<Envelope>),
     Stop,
 }
 
@@ -34,7 +34,7 @@ enum Msg {
 /// the batch in flight; the thread syncs the store before it exits.
 pub fn spawn(ctx: EngineContext) -> anyhow::Result<(Handle, Stopper)> {
     let (tx, rx) = mpsc::channel::<Envelope>(ctx.queue_capacity);
-    let (stop_tx, stop_rx) = mpsc::channel::<Msg>(1);
+    let (stop_tx, stop_rx) = mpsc::channel::<()>(1);
     let head = ChainHead::load(&ctx.store)?;
     let thread = std::thread::Builder::new()
         .name("committer".into())
@@ -44,14 +44,14 @@ pub fn spawn(ctx: EngineContext) -> anyhow::Result<(Handle, Stopper)> {
 
 /// Stops the committer gracefully.
 pub struct Stopper {
-    stop_tx: mpsc::Sender<Msg>,
+    stop_tx: mpsc::Sender<()>,
     thread: JoinHandle<()>,
 }
 
 impl Stopper {
     /// Finishes queued commands, syncs the store and joins the thread.
     pub async fn stop(self) {
-        let _ = self.stop_tx.send(Msg::Stop).await;
+        let _ = self.stop_tx.send(()).await;
         let thread = self.thread;
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     }
@@ -60,7 +60,7 @@ impl Stopper {
 fn run(
     ctx: EngineContext,
     mut rx: mpsc::Receiver<Envelope>,
-    mut stop_rx: mpsc::Receiver<Msg>,
+    mut stop_rx: mpsc::Receiver<()>,
     mut head: ChainHead,
 ) {
     let mut batch: Vec<Envelope> = Vec::with_capacity(ctx.batch_commands_max);
@@ -71,7 +71,7 @@ fn run(
         if batch.is_empty() && !stopping {
             // Block for the first command or a stop request, whichever comes first.
             match next_message(waiter.as_ref(), &mut rx, &mut stop_rx) {
-                Some(Msg::Request(env)) => batch.push(env),
+                Some(Msg::Request(env)) => batch.push(*env),
                 Some(Msg::Stop) | None => stopping = true,
             }
         }
@@ -100,16 +100,16 @@ fn run(
 fn next_message(
     waiter: Option<&tokio::runtime::Runtime>,
     rx: &mut mpsc::Receiver<Envelope>,
-    stop_rx: &mut mpsc::Receiver<Msg>,
+    stop_rx: &mut mpsc::Receiver<()>,
 ) -> Option<Msg> {
     let Some(rt) = waiter else {
-        return rx.blocking_recv().map(Msg::Request);
+        return rx.blocking_recv().map(|e| Msg::Request(Box::new(e)));
     };
     rt.block_on(async {
         tokio::select! {
             biased;
-            env = rx.recv() => env.map(Msg::Request),
-            stop = stop_rx.recv() => Some(stop.unwrap_or(Msg::Stop)),
+            env = rx.recv() => env.map(|e| Msg::Request(Box::new(e))),
+            _ = stop_rx.recv() => Some(Msg::Stop),
         }
     })
 }

@@ -8,11 +8,14 @@ use crate::{codec, Result, Store};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::BTreeMap;
 
+/// A pending value: `Some(bytes)` to write, `None` to delete.
+type Pending = Option<Vec<u8>>;
+
 pub struct Txn<'s> {
     store: &'s Store,
-    overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    overlay: BTreeMap<Vec<u8>, Pending>,
     /// Undo log: each write's key and the overlay entry it replaced.
-    undo: Vec<(Vec<u8>, Option<Option<Vec<u8>>>)>,
+    undo: Vec<(Vec<u8>, Option<Pending>)>,
 }
 
 /// A point to roll back to when one command of a batch fails.

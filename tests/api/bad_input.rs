@@ -281,3 +281,103 @@ async fn auth_is_401_without_a_key_and_403_for_the_wrong_kind() {
         "{net}"
     );
 }
+
+#[tokio::test]
+async fn eligibility_agrees_with_booking_refusals() {
+    let app = TestApp::spawn().await;
+    let w = World::build(&app).await;
+    let pa = &w.partner;
+    let slot = json!({"start": "2030-01-01T09:00:00Z", "end": "2030-01-01T10:00:00Z"});
+
+    let ok = app
+        .post(
+            "/v1/eligibility",
+            &pa.key,
+            &json!({"member_id": pa.members[0], "services": ["CBC"], "slot": slot}),
+        )
+        .await
+        .ok(200);
+    assert_eq!(ok["eligible"], true, "{ok}");
+    assert_eq!(ok["copay_paise"], 0, "{ok}");
+
+    let r = app
+        .put_policy(&pa.key, "pa-expired", &policy_body("2025-12-31"))
+        .await;
+    assert!(
+        r.status == 201 || r.status == 200,
+        "PUT policy: {}",
+        r.text()
+    );
+    let r = app
+        .put_member(&pa.key, "pa-old", &member_body("pa-expired", "560001", 7))
+        .await;
+    assert!(
+        r.status == 201 || r.status == 200,
+        "PUT member: {}",
+        r.text()
+    );
+    let no = app
+        .post(
+            "/v1/eligibility",
+            &pa.key,
+            &json!({"member_id": "pa-old", "services": ["CBC"], "slot": slot}),
+        )
+        .await
+        .ok(200);
+    assert_eq!(no["eligible"], false, "{no}");
+    assert!(
+        reason_codes(&no).contains(&"policy_inactive".to_string()),
+        "{no}"
+    );
+
+    let no = app
+        .post(
+            "/v1/eligibility",
+            &pa.key,
+            &json!({"member_id": "pa-ghost", "services": ["CBC"], "slot": slot}),
+        )
+        .await
+        .ok(200);
+    assert_eq!(no["eligible"], false, "{no}");
+    assert!(
+        reason_codes(&no).contains(&"member_not_found".to_string()),
+        "{no}"
+    );
+}
+
+#[tokio::test]
+async fn bad_reschedules_are_refused() {
+    let app = TestApp::spawn().await;
+    let w = World::build(&app).await;
+    let pa = &w.partner;
+    let c = app
+        .create_booking(&pa.key, &pa.booking(0, "bad-resched"))
+        .await
+        .ok(201);
+    let id = str_of(&c["id"]);
+    app.reschedule(&pa.key, &id, "2030-01-02T10:00:00Z", "2030-01-02T09:00:00Z")
+        .await
+        .problem(400, "invalid_field");
+    let got = app.get_booking(&pa.key, &id).await.ok(200);
+    assert_eq!(
+        got["version"], c["version"],
+        "a refused reschedule changed the booking"
+    );
+
+    app.cancel_booking(&pa.key, &id, "done").await.ok(200);
+    app.reschedule(&pa.key, &id, "2030-01-03T09:00:00Z", "2030-01-03T10:00:00Z")
+        .await
+        .problem(409, "invalid_transition");
+}
+
+#[tokio::test]
+async fn problem_request_id_matches_the_header() {
+    let app = TestApp::spawn().await;
+    let r = app.get("/v1/bookings/anything", None).await;
+    let p = r.problem(401, "unauthorized");
+    let header = r.header("x-request-id").expect("x-request-id header");
+    assert_eq!(p["request_id"], header.as_str(), "{p}");
+    let r = app.get("/no/such/route", None).await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(r.header("x-request-id").is_some());
+}

@@ -2,11 +2,14 @@
 //! the acked state, once.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::stream::{self, StreamExt};
+use reqwest::Method;
 use serde_json::Value;
+use tokio::sync::Notify;
 
-use crate::harness::{str_of, Partner, TestApp, World};
+use crate::harness::{str_of, Partner, TestApp, World, START_DEADLINE};
 
 const BOOKINGS: usize = 300;
 const IN_FLIGHT: usize = 32;
@@ -119,7 +122,6 @@ async fn sigkill_after_acks_loses_nothing() {
     let mut app = TestApp::spawn().await;
     let w = World::build(&app).await;
     let pa = &w.partner;
-    let auditor = app.operator_key("op-auditor", "agent").await;
 
     let created = create_many(&app, pa, "crash", BOOKINGS, IN_FLIGHT).await;
     let ids: HashSet<&str> = created.iter().map(|a| a.id.as_str()).collect();
@@ -144,7 +146,32 @@ async fn sigkill_after_acks_loses_nothing() {
         "acked states {states:?}"
     );
     assert_all_present(&app, pa, &acked).await;
+}
 
+#[tokio::test]
+async fn timelines_and_audit_chain_survive_sigkill() {
+    let mut app = TestApp::spawn().await;
+    let w = World::build(&app).await;
+    let pa = &w.partner;
+    let auditor = app.operator_key("op-auditor", "agent").await;
+    let created = create_many(&app, pa, "audit", 16, 8).await;
+    let app_ref = &app;
+    let acked: Vec<Acked> = stream::iter(created.into_iter().enumerate())
+        .map(|(i, b)| move_one(app_ref, &w, i, b))
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let mut before = Vec::new();
+    for a in &acked {
+        before.push(app.timeline(&pa.key, &a.id).await.ok(200));
+    }
+    app.kill9().await;
+
+    app.restart().await;
+    for (a, tl) in acked.iter().zip(&before) {
+        let after = app.timeline(&pa.key, &a.id).await.ok(200);
+        assert_eq!(&after, tl, "timeline of {} changed across SIGKILL", a.id);
+    }
     let verify = app
         .get("/v1/ops/audit/verify", Some(&auditor))
         .await
@@ -189,4 +216,77 @@ async fn sigterm_exits_zero_and_restart_serves_the_same_data() {
         .await
         .ok(200);
     assert_eq!(acc["state"], "confirmed");
+}
+
+#[tokio::test]
+async fn sigterm_under_load_keeps_every_acked_booking() {
+    let mut app = TestApp::spawn().await;
+    let w = World::build(&app).await;
+    let pa = &w.partner;
+    let acks = AtomicUsize::new(0);
+    let enough = Notify::new();
+
+    let app_ref = &app;
+    let load = stream::iter(0..200)
+        .map(|i| {
+            let body = pa.booking(i % pa.members.len(), &format!("drain-{i}"));
+            let (acks, enough) = (&acks, &enough);
+            async move {
+                let rb = app_ref
+                    .request(Method::POST, "/v1/bookings", Some(&pa.key))
+                    .json(&body);
+                let r = app_ref.try_send(rb).await;
+                if matches!(&r, Ok(r) if r.status == 201)
+                    && acks.fetch_add(1, Ordering::SeqCst) + 1 == 20
+                {
+                    enough.notify_one();
+                }
+                r
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>();
+    let stop = async {
+        tokio::time::timeout(START_DEADLINE, enough.notified())
+            .await
+            .expect("20 creates were not acked within 30 s");
+        app_ref.signal_term().await;
+    };
+    let (results, ()) = futures::join!(load, stop);
+
+    let mut acked = Vec::new();
+    let mut lost = 0;
+    for r in results {
+        match r {
+            Ok(r) if r.status == 201 => acked.push(Acked::from_view(&r.json())),
+            Ok(r) if r.status == 503 => lost += 1,
+            Ok(r) => panic!(
+                "unexpected answer while stopping: {} {}",
+                r.status,
+                r.text()
+            ),
+            Err(_) => lost += 1,
+        }
+    }
+    let status = app.wait_exit().await;
+    assert!(
+        status.success(),
+        "SIGTERM under load: exit status {status:?} (want 0); log tail:\n{}",
+        app.log_tail()
+    );
+    assert!(acked.len() >= 20, "only {} acked", acked.len());
+
+    app.restart().await;
+    for a in &acked {
+        let got = app.get_booking(&pa.key, &a.id).await.ok(200);
+        assert_eq!(got["state"], a.state.as_str(), "{}", a.id);
+        assert_eq!(got["version"], a.version, "{}", a.id);
+    }
+    let listed = app.list_all_bookings(&pa.key, "").await;
+    assert!(
+        listed.len() >= acked.len() && listed.len() <= acked.len() + lost,
+        "listed {} bookings; acked {}, unanswered {lost}",
+        listed.len(),
+        acked.len()
+    );
 }

@@ -157,3 +157,28 @@ async fn provider_events_and_cancels_replay_instead_of_conflicting() {
     assert_eq!(again.status, 200, "replayed cancel: {}", again.text());
     assert_eq!(again.text(), first.text());
 }
+
+#[tokio::test]
+async fn replay_survives_a_crash() {
+    let mut app = TestApp::spawn().await;
+    let w = World::build(&app).await;
+    let pa = &w.partner;
+    let body = pa.booking(2, "idem-crash");
+    let first = app.create_booking_idem(&pa.key, "k-crash", &body).await;
+    first.ok(201);
+    app.kill9().await;
+    app.restart().await;
+
+    let again = app.create_booking_idem(&pa.key, "k-crash", &body).await;
+    assert_eq!(again.status, 201, "replay after restart: {}", again.text());
+    assert_eq!(again.text(), first.text(), "replay after restart differs");
+    app.create_booking_idem(&pa.key, "k-crash", &pa.booking(2, "idem-crash-2"))
+        .await
+        .problem(422, "idempotency_conflict");
+    let items = app.list_all_bookings(&pa.key, "").await;
+    assert_eq!(
+        items.len(),
+        1,
+        "replay after restart made a booking: {items:?}"
+    );
+}

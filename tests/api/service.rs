@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::harness::{TestApp, World};
+use crate::harness::{TestApp, World, ADMIN_TOKEN};
 
 #[tokio::test]
 async fn health_ready_metrics_and_openapi() {
@@ -110,4 +110,38 @@ async fn admin_put_is_201_when_created_and_200_when_replaced() {
         )
         .await;
     r.problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn admin_lists_the_network_with_filters() {
+    let app = TestApp::spawn().await;
+    let _ = World::build(&app).await;
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        let mut ids: Vec<String> = v["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no items: {v}"))
+            .iter()
+            .map(|p| crate::harness::str_of(&p["id"]))
+            .collect();
+        ids.sort();
+        ids
+    };
+    let all = app
+        .get("/v1/admin/providers", Some(ADMIN_TOKEN))
+        .await
+        .ok(200);
+    assert_eq!(ids(&all).len(), 5, "{all}");
+    let q = "/v1/admin/providers?pincode=560002&service=LIPID&active=true";
+    let some = app.get(q, Some(ADMIN_TOKEN)).await.ok(200);
+    assert_eq!(ids(&some), ["blr-lab-1", "blr-lab-2"], "{q}: {some}");
+    let q = "/v1/admin/providers?pincode=560001&service=CBC";
+    let some = app.get(q, Some(ADMIN_TOKEN)).await.ok(200);
+    assert_eq!(
+        ids(&some),
+        ["blr-cbc-only", "blr-inactive", "blr-lab-1", "blr-lab-2"],
+        "{q}: {some}"
+    );
+    let q = "/v1/admin/providers?active=false";
+    let some = app.get(q, Some(ADMIN_TOKEN)).await.ok(200);
+    assert_eq!(ids(&some), ["blr-inactive"], "{q}: {some}");
 }

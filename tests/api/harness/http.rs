@@ -127,6 +127,14 @@ impl TestApp {
 
     /// Sends a request and reads the whole response (panics on transport errors).
     pub(crate) async fn send(&self, rb: RequestBuilder) -> Resp {
+        self.try_send(rb)
+            .await
+            .unwrap_or_else(|e| panic!("transport error: {e}"))
+    }
+
+    /// Sends a request and reads the whole response; transport errors are returned
+    /// (as text naming the request) for tests that stop the server under load.
+    pub(crate) async fn try_send(&self, rb: RequestBuilder) -> Result<Resp, String> {
         let req = rb.build().expect("build request");
         let what = format!("{} {}", req.method(), req.url().path());
         let what = match req.url().query() {
@@ -137,20 +145,20 @@ impl TestApp {
             .client
             .execute(req)
             .await
-            .unwrap_or_else(|e| panic!("{what}: transport error: {e:?}"));
+            .map_err(|e| format!("{what}: {e:?}"))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp
             .bytes()
             .await
-            .unwrap_or_else(|e| panic!("{what}: reading body: {e:?}"))
+            .map_err(|e| format!("{what}: reading body: {e:?}"))?
             .to_vec();
-        Resp {
+        Ok(Resp {
             status,
             headers,
             bytes,
             what,
-        }
+        })
     }
 
     pub(crate) async fn get(&self, path: &str, token: Option<&str>) -> Resp {

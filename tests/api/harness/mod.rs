@@ -114,8 +114,17 @@ impl TestApp {
 
     /// SIGTERM and wait (bounded) for the process to exit; returns its exit status.
     pub(crate) async fn terminate(&mut self) -> ExitStatus {
-        let mut child = self.child.take().expect("terminate: no server running");
-        let pid = child.id().expect("child pid");
+        self.signal_term().await;
+        self.wait_exit().await
+    }
+
+    /// Sends SIGTERM without waiting (the process keeps running until it decides to stop).
+    pub(crate) async fn signal_term(&self) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("signal_term: no server running");
         let st = Command::new("kill")
             .arg("-TERM")
             .arg(pid.to_string())
@@ -123,11 +132,19 @@ impl TestApp {
             .await
             .expect("run kill -TERM");
         assert!(st.success(), "kill -TERM {pid} failed: {st:?}");
+    }
+
+    /// Waits (bounded) for the process to exit after a signal; returns its exit status.
+    pub(crate) async fn wait_exit(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("wait_exit: no server running");
         match tokio::time::timeout(START_DEADLINE, child.wait()).await {
             Ok(status) => status.expect("wait for dxstack"),
             Err(_) => {
                 let _ = child.kill().await;
-                panic!("dxstack did not exit within 30 s of SIGTERM");
+                panic!(
+                    "dxstack did not exit within 30 s of SIGTERM; log tail:\n{}",
+                    self.log_tail()
+                );
             }
         }
     }

@@ -1,12 +1,13 @@
 //! A booking's life: create, provider events, re-routing, cancel, no-show, reschedule, lists.
 
-use std::collections::HashSet;
-
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::harness::{str_of, urlencode, TestApp, World, BLR_FULL, SLOT_END, SLOT_START};
+use crate::harness::{str_of, TestApp, World, BLR_FULL, SLOT_END, SLOT_START};
+
+mod listing;
+mod races;
 
 fn version(b: &Value) -> i64 {
     b["version"]
@@ -49,7 +50,6 @@ fn sla_state<'a>(b: &'a Value, kind: &str) -> Option<&'a str> {
         .get("state")?
         .as_str()
 }
-
 #[tokio::test]
 async fn booking_goes_from_create_to_completed_via_started() {
     let app = TestApp::spawn().await;
@@ -282,8 +282,30 @@ async fn reject_reroutes_to_the_next_provider_then_fails() {
         Some("failed"),
         "{tl}"
     );
-}
 
+    // Every routing attempt is kept; a CBC + LIPID booking never goes to a lab that is
+    // inactive, lacks LIPID, or does not serve 560001.
+    let routing = app
+        .get(&format!("/v1/bookings/{id}/routing"), Some(&pa.key))
+        .await
+        .ok(200);
+    let attempts = routing
+        .as_array()
+        .or_else(|| routing["items"].as_array())
+        .unwrap_or_else(|| panic!("routing is neither a list nor {{items}}: {routing}"));
+    assert!(attempts.len() >= 2, "routing attempts: {routing}");
+    assert_eq!(attempts[0]["provider_id"], p1.as_str(), "{routing}");
+    assert_eq!(attempts[1]["provider_id"], p2.as_str(), "{routing}");
+    for attempt in attempts {
+        for c in attempt["candidates"].as_array().into_iter().flatten() {
+            let cid = str_of(&c["provider_id"]);
+            assert!(
+                BLR_FULL.contains(&cid.as_str()),
+                "{cid} is a candidate: {attempt}"
+            );
+        }
+    }
+}
 #[tokio::test]
 async fn cancel_from_pending_and_from_confirmed() {
     let app = TestApp::spawn().await;
@@ -340,6 +362,32 @@ async fn cancel_from_pending_and_from_confirmed() {
         .find(|e| e["to_state"] == "cancelled")
         .expect("cancel entry");
     assert_eq!(entry["reason"], "changed mind", "cancel entry: {entry}");
+    assert_eq!(entry["actor"]["kind"], "partner", "cancel entry: {entry}");
+    assert_eq!(
+        entry["actor"]["id"],
+        pa.id.as_str(),
+        "cancel entry: {entry}"
+    );
+    let accept = tl["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|e| e["to_state"] == "confirmed")
+        .expect("accept entry");
+    assert_eq!(
+        accept["actor"]["kind"], "provider",
+        "accept entry: {accept}"
+    );
+    assert_eq!(
+        accept["actor"]["id"],
+        prov.id.as_str(),
+        "accept entry: {accept}"
+    );
+    assert_eq!(
+        accept["target"]["id"],
+        id.as_str(),
+        "accept entry: {accept}"
+    );
 }
 
 #[tokio::test]
@@ -395,89 +443,4 @@ async fn reschedule_moves_the_slot() {
         ["pending_provider", "confirmed"].contains(&got["state"].as_str().unwrap_or("")),
         "state after reschedule: {got}"
     );
-}
-
-#[tokio::test]
-async fn list_filters_by_state_and_partner_ref_and_paginates() {
-    let app = TestApp::spawn().await;
-    let w = World::build(&app).await;
-    let pa = &w.partner;
-    let mut ids = Vec::new();
-    for n in 0..5 {
-        let b = app
-            .create_booking(&pa.key, &pa.booking(n % 4, &format!("list-{n}")))
-            .await
-            .ok(201);
-        ids.push((str_of(&b["id"]), str_of(&b["provider_id"])));
-    }
-    let mut confirmed = HashSet::new();
-    for (id, pid) in &ids[..2] {
-        app.provider_event(&w.provider(pid).key, id, "accept")
-            .await
-            .ok(200);
-        confirmed.insert(id.clone());
-    }
-
-    let ids_of = |page: &Value| -> HashSet<String> {
-        page["items"]
-            .as_array()
-            .unwrap_or_else(|| panic!("no items array: {page}"))
-            .iter()
-            .map(|b| str_of(&b["id"]))
-            .collect()
-    };
-    let page = app.list_bookings(&pa.key, "state=confirmed").await.ok(200);
-    assert_eq!(ids_of(&page), confirmed, "state=confirmed: {page}");
-    assert!(page["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .all(|b| b["state"] == "confirmed"));
-    let page = app
-        .list_bookings(&pa.key, "state=pending_provider")
-        .await
-        .ok(200);
-    let pending: HashSet<String> = ids[2..].iter().map(|(i, _)| i.clone()).collect();
-    assert_eq!(ids_of(&page), pending, "state=pending_provider: {page}");
-
-    let page = app
-        .list_bookings(&pa.key, "partner_ref=list-3")
-        .await
-        .ok(200);
-    assert_eq!(
-        ids_of(&page),
-        HashSet::from([ids[3].0.clone()]),
-        "partner_ref=list-3: {page}"
-    );
-    assert_eq!(page["items"][0]["partner_ref"], "list-3");
-    let page = app.list_bookings(&pa.key, "partner_ref=nope").await.ok(200);
-    assert!(ids_of(&page).is_empty(), "partner_ref=nope: {page}");
-
-    let member = &pa.members[1];
-    let page = app
-        .list_bookings(&pa.key, &format!("member_id={member}"))
-        .await
-        .ok(200);
-    assert_eq!(
-        ids_of(&page),
-        HashSet::from([ids[1].0.clone()]),
-        "member_id filter: {page}"
-    );
-
-    // Cursor pagination, 2 per page, newest first, every booking exactly once.
-    let mut seen = Vec::new();
-    let mut query = "limit=2".to_string();
-    for _ in 0..10 {
-        let page = app.list_bookings(&pa.key, &query).await.ok(200);
-        let items = page["items"].as_array().expect("items");
-        assert!(items.len() <= 2, "page larger than limit: {page}");
-        seen.extend(items.iter().map(|b| str_of(&b["id"])));
-        match page["next_cursor"].as_str() {
-            Some(c) => query = format!("limit=2&cursor={}", urlencode(c)),
-            None => break,
-        }
-    }
-    let newest_first: Vec<String> = ids.iter().rev().map(|(i, _)| i.clone()).collect();
-    assert_eq!(seen, newest_first, "paginated listing (want newest first)");
-    assert_eq!(app.list_all_bookings(&pa.key, "").await.len(), 5);
 }
