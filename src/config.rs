@@ -85,6 +85,8 @@ pub struct Engine {
     pub queue_capacity: usize,
     /// Commands in one group commit at most.
     pub batch_commands_max: usize,
+    /// Due timers the timer loop submits at once (a start-up backlog drains in such chunks).
+    pub timer_chunk_max: usize,
 }
 
 impl Default for Engine {
@@ -92,6 +94,7 @@ impl Default for Engine {
         Engine {
             queue_capacity: 8192,
             batch_commands_max: 512,
+            timer_chunk_max: 256,
         }
     }
 }
@@ -340,8 +343,10 @@ impl Config {
             "[admin] token must be at least 8 characters"
         );
         anyhow::ensure!(
-            self.engine.batch_commands_max >= 1 && self.engine.queue_capacity >= 1,
-            "[engine] batch_commands_max and queue_capacity must be at least 1"
+            self.engine.batch_commands_max >= 1
+                && self.engine.queue_capacity >= 1
+                && self.engine.timer_chunk_max >= 1,
+            "[engine] batch_commands_max, queue_capacity and timer_chunk_max must be at least 1"
         );
         anyhow::ensure!(
             self.server.max_body.0 >= 1024,

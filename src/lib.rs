@@ -7,11 +7,13 @@ pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod cron;
 pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod metrics;
 pub mod queries;
+pub mod timers;
 pub mod views;
 
 use std::future::Future;
@@ -39,7 +41,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let store = open_store(&config)?;
+    let schedules = cron::schedules(&config.cron)?;
     let metrics = Arc::new(metrics::Metrics::new());
+    let timer_wake = Arc::new(engine::TimerWake::default());
     let (engine, stopper) = engine::spawn(engine::EngineContext {
         store: store.clone(),
         metrics: metrics.clone(),
@@ -50,12 +54,19 @@ pub async fn run(
         weights: config.routing.weights,
         queue_capacity: config.engine.queue_capacity,
         batch_commands_max: config.engine.batch_commands_max,
+        timer_wake: timer_wake.clone(),
     })?;
+    let cron_runner = cron::CronRunner {
+        store: store.clone(),
+        engine: engine.clone(),
+        metrics: metrics.clone(),
+    };
     let ready = Arc::new(AtomicBool::new(false));
     let state = api::AppState {
         store: store.clone(),
         engine: engine.clone(),
         metrics,
+        cron: cron_runner.clone(),
         admin_token: Arc::new(config.admin.token.clone()),
         max_body: config.server.max_body.0 as usize,
         ready: ready.clone(),
@@ -66,6 +77,18 @@ pub async fn run(
     } else {
         None
     };
+    // Timers first: overdue ones fire at once, in bounded chunks, alongside API traffic.
+    let (stop_timers, timers_stopped) = tokio::sync::watch::channel(false);
+    let timer_loop = tokio::spawn(
+        timers::TimerLoop {
+            store: store.clone(),
+            engine: engine.clone(),
+            wake: timer_wake,
+            chunk: config.engine.timer_chunk_max,
+        }
+        .run(timers_stopped),
+    );
+    let mut scheduler = cron::start(cron_runner, schedules).await?;
     let addr = listener.local_addr()?;
     ready.store(true, Ordering::Release);
     {
@@ -86,6 +109,11 @@ pub async fn run(
             tracing::info!("shutting down: no new requests, finishing in-flight ones");
         })
         .await?;
+    if let Err(e) = scheduler.shutdown().await {
+        tracing::warn!(error = %e, "cron scheduler did not stop cleanly");
+    }
+    let _ = stop_timers.send(true);
+    let _ = timer_loop.await;
     drop(engine);
     stopper.stop().await;
     tracing::info!("stopped cleanly");

@@ -1,8 +1,8 @@
 //! Prometheus metrics: one registry, created once, rendered by `GET /metrics`.
 
 use prometheus::{
-    exponential_buckets, Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    exponential_buckets, Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -16,6 +16,13 @@ pub struct Metrics {
     pub events: IntCounterVec,
     pub http_requests: IntCounterVec,
     pub queue_depth: IntGauge,
+    /// Fired − due, for every timer that fired.
+    pub timer_lateness_seconds: Histogram,
+    pub timers_armed: IntCounter,
+    /// SLA entries reaching a state, by kind and state.
+    pub sla_outcomes: IntCounterVec,
+    /// Cron runs by job and outcome.
+    pub cron_runs: IntCounterVec,
 }
 
 impl Metrics {
@@ -63,6 +70,22 @@ impl Metrics {
             "dxstack_committer_queue_depth",
             "Commands waiting for the committer",
         );
+        let timer_lateness_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "dxstack_timer_lateness_seconds",
+                "How late durable timers fire (fired - due)",
+            )
+            .buckets(exponential_buckets(0.001, 2.0, 16).unwrap_or_default()),
+        );
+        let timers_armed = IntCounter::new("dxstack_timers_armed_total", "Durable timers armed");
+        let sla_outcomes = IntCounterVec::new(
+            Opts::new("dxstack_sla_outcomes_total", "SLA entries reaching a state"),
+            &["kind", "state"],
+        );
+        let cron_runs = IntCounterVec::new(
+            Opts::new("dxstack_cron_runs_total", "Cron job runs by outcome"),
+            &["job", "outcome"],
+        );
         let m = Metrics {
             registry,
             commands: commands.unwrap_or_else(|_| unreachable_metric()),
@@ -73,6 +96,10 @@ impl Metrics {
             events: events.unwrap_or_else(|_| unreachable_metric()),
             http_requests: http_requests.unwrap_or_else(|_| unreachable_metric()),
             queue_depth: queue_depth.unwrap_or_else(|_| unreachable_metric()),
+            timer_lateness_seconds: timer_lateness_seconds.unwrap_or_else(|_| unreachable_metric()),
+            timers_armed: timers_armed.unwrap_or_else(|_| unreachable_metric()),
+            sla_outcomes: sla_outcomes.unwrap_or_else(|_| unreachable_metric()),
+            cron_runs: cron_runs.unwrap_or_else(|_| unreachable_metric()),
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.commands.clone()),
@@ -83,6 +110,10 @@ impl Metrics {
             Box::new(m.events.clone()),
             Box::new(m.http_requests.clone()),
             Box::new(m.queue_depth.clone()),
+            Box::new(m.timer_lateness_seconds.clone()),
+            Box::new(m.timers_armed.clone()),
+            Box::new(m.sla_outcomes.clone()),
+            Box::new(m.cron_runs.clone()),
         ];
         for c in collectors {
             if let Err(e) = m.registry.register(c) {

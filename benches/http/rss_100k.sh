@@ -74,8 +74,9 @@ errlines=$(grep -c -E 'ERROR|panicked' "$DX_TMP/server.err" || true)
 dx_stop
 
 echo "=== rss_100k summary ==="
-echo "RSS samples during fill (seconds, VmHWM kB, VmRSS kB), every ~30 s:"
-awk 'NR%6==1' "$DX_TMP/rss.log" | awk '{printf "  t=%4ss  rss=%7.1f MB  peak=%7.1f MB\n", $1, $3/1024, $2/1024}'
+echo "RSS samples during the fill (every 5 s, at most ~12 shown):"
+k=$(( ($(wc -l <"$DX_TMP/rss.log") + 11) / 12 )); [ "$k" -ge 1 ] || k=1
+awk -v k="$k" '(NR-1)%k==0' "$DX_TMP/rss.log" | awk '{printf "  t=%4ss  rss=%7.1f MB  peak=%7.1f MB\n", $1, $3/1024, $2/1024}'
 echo "fill: $created bookings (target $FILL) in $(printf %.1f "$fill_s") s at c=$C, $fill_errors errors"
 echo "peak RSS during fill (VmHWM): $(mb "$hwm_fill") MB   (RSS at end of fill $(mb "$rss_fill") MB; fixture only $(mb "$rss0") MB)"
 echo "store on disk after fill: $(mb "$store_kb") MB"

@@ -468,3 +468,24 @@ pub(crate) async fn put_operator(
     )
     .await)
 }
+
+/// Run a scheduled job now and return its recorded run.
+#[utoipa::path(post, path = "/v1/admin/jobs/{job}/run", tag = "admin",
+    responses((status = 200, description = "`{job, slot, started_at, finished_at, outcome, result}`"),
+    (status = 404, description = "no such job in this release")))]
+pub(crate) async fn run_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(job): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.admin()?;
+    if !crate::cron::JOBS.iter().any(|(j, _)| *j == job) {
+        return Err(ApiError::NotFound(format!("job {job}")));
+    }
+    let run = state
+        .cron
+        .run(&job, crate::clock::now(), true)
+        .await?
+        .ok_or_else(|| ApiError::Conflict("already_ran", format!("{job} is already running")))?;
+    json_ok(&run.view())
+}

@@ -34,6 +34,7 @@ pub struct AppState {
     pub store: Store,
     pub engine: Handle,
     pub metrics: Arc<Metrics>,
+    pub cron: crate::cron::CronRunner,
     pub admin_token: Arc<String>,
     pub max_body: usize,
     /// False while starting and once shutdown began; `/readyz` reports it.
@@ -73,6 +74,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/admin/operators/{id}/keys",
             post(admin::create_operator_key),
         )
+        .route("/v1/admin/jobs/{job}/run", post(admin::run_job))
         .route(
             "/v1/policies/{id}",
             put(members::put_policy).get(members::get_policy),

@@ -11,7 +11,7 @@ use utoipa::OpenApi;
         service::healthz, service::readyz, service::metrics,
         admin::put_partner, admin::create_partner_key, admin::put_catalog, admin::put_provider,
         admin::get_provider, admin::list_providers, admin::create_provider_key,
-        admin::put_operator, admin::create_operator_key,
+        admin::put_operator, admin::create_operator_key, admin::run_job,
         members::put_policy, members::get_policy, members::put_member, members::get_member,
         bookings::create, bookings::get_one, bookings::list, bookings::cancel,
         bookings::reschedule, bookings::routing, bookings::timeline,

@@ -193,7 +193,11 @@ fn allowed(principal: &Principal, action: &BookingAction) -> bool {
 }
 
 /// The next routing decision for a booking leaving its provider.
-fn next_route(tx: &Tx<'_, '_>, record: &BookingRecord, trigger: RouteTrigger) -> Exec<RouteChoice> {
+pub(super) fn next_route(
+    tx: &Tx<'_, '_>,
+    record: &BookingRecord,
+    trigger: RouteTrigger,
+) -> Exec<RouteChoice> {
     let b = &record.booking;
     let policy: Option<Policy> = tx.txn.get(&keys::scoped(
         table::POLICY,
@@ -272,6 +276,13 @@ pub(super) fn act(tx: &mut Tx<'_, '_>, id: BookingId, action: &BookingAction) ->
         }
         booking::Error::NoRoute => Fail::Api(ApiError::internal(e)),
     })?;
+    for (kind, state) in super::timers::sla_moves(&record, &next) {
+        tx.ctx
+            .metrics
+            .sla_outcomes
+            .with_label_values(&[kind.as_str(), state.as_str()])
+            .inc();
+    }
     effects::apply(tx, &next.booking, &fx)?;
     move_capacity_day(tx, &record, &next, old_day)?;
     reindex_provider(tx, &record, &next);
@@ -317,7 +328,7 @@ fn move_capacity_day(
 }
 
 /// Keeps the provider → bookings index pointing at the current provider only.
-fn reindex_provider(tx: &mut Tx<'_, '_>, before: &BookingRecord, after: &BookingRecord) {
+pub(super) fn reindex_provider(tx: &mut Tx<'_, '_>, before: &BookingRecord, after: &BookingRecord) {
     let (old, new) = (&before.booking.provider_id, &after.booking.provider_id);
     if old == new {
         return;

@@ -8,12 +8,55 @@
 use super::{exec, Envelope, Handle, Reply};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use store::audit::ChainHead;
 use store::Store;
 use tokio::sync::mpsc;
 use workflows::booking::SlaRules;
+
+/// Wakes the timer loop when a commit armed a timer earlier than the one it sleeps for.
+pub struct TimerWake {
+    notify: tokio::sync::Notify,
+    earliest_armed: AtomicI64,
+    sleeping_until: AtomicI64,
+}
+
+impl Default for TimerWake {
+    fn default() -> Self {
+        TimerWake {
+            notify: tokio::sync::Notify::new(),
+            earliest_armed: AtomicI64::new(i64::MAX),
+            sleeping_until: AtomicI64::new(i64::MAX),
+        }
+    }
+}
+
+impl TimerWake {
+    /// Notes a timer armed in the batch being built.
+    pub fn armed(&self, due_ms: i64) {
+        self.earliest_armed.fetch_min(due_ms, Ordering::AcqRel);
+    }
+
+    /// After a commit: wake the loop if something now falls due before its alarm.
+    fn committed(&self) {
+        let earliest = self.earliest_armed.swap(i64::MAX, Ordering::AcqRel);
+        if earliest < self.sleeping_until.load(Ordering::Acquire) {
+            self.notify.notify_one();
+        }
+    }
+
+    /// The loop announces its next alarm (`i64::MAX` while it is scanning).
+    pub fn set_alarm(&self, due_ms: i64) {
+        self.sleeping_until.store(due_ms, Ordering::Release);
+    }
+
+    /// Resolves when a commit armed an earlier timer (a notification is kept if none waits).
+    pub async fn woken(&self) {
+        self.notify.notified().await;
+    }
+}
 
 /// What the committer needs besides the store.
 pub struct EngineContext {
@@ -23,6 +66,7 @@ pub struct EngineContext {
     pub weights: crate::config::Weights,
     pub queue_capacity: usize,
     pub batch_commands_max: usize,
+    pub timer_wake: Arc<TimerWake>,
 }
 
 enum Msg {
@@ -149,6 +193,7 @@ fn commit_batch(ctx: &EngineContext, head: &mut ChainHead, batch: Vec<Envelope>)
             ctx.metrics
                 .commit_seconds
                 .observe(started.elapsed().as_secs_f64());
+            ctx.timer_wake.committed();
             for (tx, reply) in replies {
                 let _ = tx.send(reply);
             }

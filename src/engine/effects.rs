@@ -24,6 +24,23 @@ fn phase_byte(p: TimerPhase) -> u8 {
     }
 }
 
+pub(super) fn kind_of_byte(b: u8) -> Option<SlaKind> {
+    match b {
+        0 => Some(SlaKind::Acceptance),
+        1 => Some(SlaKind::Fulfilment),
+        2 => Some(SlaKind::Report),
+        _ => None,
+    }
+}
+
+pub(super) fn phase_of_byte(b: u8) -> Option<TimerPhase> {
+    match b {
+        0 => Some(TimerPhase::AtRisk),
+        1 => Some(TimerPhase::Due),
+        _ => None,
+    }
+}
+
 /// The timer-index key of a booking's timer.
 pub(super) fn timer_key(booking: &Booking, t: &TimerSpec) -> Vec<u8> {
     keys::timer(
@@ -38,7 +55,11 @@ pub(super) fn timer_key(booking: &Booking, t: &TimerSpec) -> Vec<u8> {
 pub(super) fn apply(tx: &mut Tx<'_, '_>, booking: &Booking, effects: &[Effect]) -> Exec<()> {
     for effect in effects {
         match effect {
-            Effect::ArmTimer(t) => tx.txn.put_raw(timer_key(booking, t), Vec::new()),
+            Effect::ArmTimer(t) => {
+                tx.txn.put_raw(timer_key(booking, t), Vec::new());
+                tx.ctx.metrics.timers_armed.inc();
+                tx.ctx.timer_wake.armed(t.due.0);
+            }
             Effect::CancelTimer(t) => tx.txn.delete(timer_key(booking, t)),
             Effect::Emit(event) => emit(tx, *event),
             Effect::OpenCase {

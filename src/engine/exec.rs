@@ -1,7 +1,7 @@
 //! Running one request inside the batch transaction: idempotency, dispatch, audit.
 
 use super::committer::EngineContext;
-use super::{admin, bookings, Command, Reply, Request};
+use super::{admin, bookings, cron, timers, Command, Reply, Request};
 use crate::error::ApiError;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,10 @@ pub(super) struct Done {
     pub from_state: Option<String>,
     pub to_state: Option<String>,
     pub reason: Option<String>,
+    /// Overrides the audit action known before the command ran (e.g. `sla.breached`).
+    pub action: Option<String>,
+    /// False for a command that turned out to be a no-op (a timer already gone).
+    pub audited: bool,
 }
 
 impl Done {
@@ -51,6 +55,8 @@ impl Done {
             from_state: None,
             to_state: None,
             reason: None,
+            action: None,
+            audited: true,
         })
     }
 
@@ -118,6 +124,10 @@ pub(super) fn kind_of(cmd: &Command) -> &'static str {
         Command::PutMember(_) => "put_member",
         Command::CreateBooking(_) => "create_booking",
         Command::Booking { .. } => "booking_action",
+        Command::FireTimer { .. } => "fire_timer",
+        Command::ClaimCronRun { .. } => "claim_cron_run",
+        Command::FinishCronRun { .. } => "finish_cron_run",
+        Command::PurgeIdempotency { .. } => "purge_idempotency",
     }
 }
 
@@ -155,6 +165,27 @@ fn describe(cmd: &Command) -> (String, Target) {
             format!("booking.{}", action.name()),
             target("booking", id.to_string()),
         ),
+        Command::FireTimer { key } => (
+            "timer.fired".into(),
+            target(
+                "booking",
+                keys::parse_timer(key)
+                    .map(|(_, b, _, _)| uuid::Uuid::from_bytes(b).to_string())
+                    .unwrap_or_default(),
+            ),
+        ),
+        Command::ClaimCronRun { job, slot, .. } => (
+            "cron.started".into(),
+            target("cron_run", format!("{job}@{}", slot.0)),
+        ),
+        Command::FinishCronRun { job, slot, .. } => (
+            "cron.finished".into(),
+            target("cron_run", format!("{job}@{}", slot.0)),
+        ),
+        Command::PurgeIdempotency { .. } => (
+            "idempotency.purged".into(),
+            target("idempotency_keys", "all"),
+        ),
     }
 }
 
@@ -174,6 +205,15 @@ fn dispatch(tx: &mut Tx<'_, '_>) -> Exec<Done> {
         Command::PutMember(m) => admin::put_member(tx, m),
         Command::CreateBooking(b) => bookings::create(tx, b),
         Command::Booking { id, action } => bookings::act(tx, *id, action),
+        Command::FireTimer { key } => timers::fire(tx, key),
+        Command::ClaimCronRun { job, slot, manual } => cron::claim(tx, job, *slot, *manual),
+        Command::FinishCronRun {
+            job,
+            slot,
+            outcome,
+            result,
+        } => cron::finish(tx, job, *slot, outcome, result),
+        Command::PurgeIdempotency { before, max } => cron::purge_idempotency(tx, *before, *max),
     }
 }
 
@@ -233,10 +273,10 @@ pub(super) fn execute(
                 .commands
                 .with_label_values(&[kind, "accepted"])
                 .inc();
-            let draft = AuditDraft {
+            let draft = done.audited.then(|| AuditDraft {
                 at,
                 actor: req.principal.actor(),
-                action,
+                action: done.action.unwrap_or(action),
                 target,
                 from_state: done.from_state,
                 to_state: done.to_state,
@@ -245,7 +285,7 @@ pub(super) fn execute(
                 outcome: None,
                 error: None,
                 detail: None,
-            };
+            });
             (done.status, done.body, done.replay_body, draft)
         }
         Err(Fail::Store(e)) => return Err(e),
@@ -257,7 +297,7 @@ pub(super) fn execute(
                 .commands
                 .with_label_values(&[kind, "rejected"])
                 .inc();
-            let draft = AuditDraft {
+            let draft = Some(AuditDraft {
                 at,
                 actor: req.principal.actor(),
                 action,
@@ -272,11 +312,13 @@ pub(super) fn execute(
                     ApiError::Internal(_) => None,
                     other => Some(other.to_string()),
                 },
-            };
+            });
             (e.status(), e.to_problem(&req.request_id), None, draft)
         }
     };
-    audit::append(tx.txn, tx.head, draft)?;
+    if let Some(draft) = draft {
+        audit::append(tx.txn, tx.head, draft)?;
+    }
     if let (Some(idem), Some(key)) = (&req.idempotency, idem_key) {
         if status < 500 {
             let rec = IdempotencyRecord {

@@ -8,9 +8,11 @@
 mod admin;
 mod bookings;
 mod committer;
+mod cron;
 mod effects;
 mod exec;
 pub mod routing;
+mod timers;
 
 use crate::auth::{KeyOwner, Principal};
 use crate::error::ApiError;
@@ -21,7 +23,8 @@ use workflows::network::{CatalogService, Operator, Partner, Provider};
 use workflows::policy::{Member, Policy};
 use workflows::{BookingId, MemberId, Paise, PartnerId, ServiceCode};
 
-pub use committer::{spawn, EngineContext};
+pub use committer::{spawn, EngineContext, TimerWake};
+pub use cron::{run_key as cron_run_key, CronRun};
 
 /// A command plus who sent it and how to deduplicate it.
 #[derive(Debug)]
@@ -59,6 +62,28 @@ pub enum Command {
     Booking {
         id: BookingId,
         action: BookingAction,
+    },
+    /// A durable timer is due (its raw timer-index key).
+    FireTimer {
+        key: Vec<u8>,
+    },
+    /// Claims a cron slot: refused with 409 if this job already ran for it.
+    ClaimCronRun {
+        job: String,
+        slot: workflows::Timestamp,
+        manual: bool,
+    },
+    /// Records how a claimed cron run ended.
+    FinishCronRun {
+        job: String,
+        slot: workflows::Timestamp,
+        outcome: String,
+        result: serde_json::Value,
+    },
+    /// Drops idempotency records created before `before`, at most `max` per command.
+    PurgeIdempotency {
+        before: workflows::Timestamp,
+        max: usize,
     },
 }
 

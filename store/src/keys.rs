@@ -30,6 +30,7 @@ pub mod table {
     pub const BOOKING_BY_MEMBER: u8 = 0x13;
     pub const IDEMPOTENCY_BY_TIME: u8 = 0x14;
     pub const CASE_BY_BOOKING: u8 = 0x15;
+    pub const CRON_RUN: u8 = 0x16;
 }
 
 const SEP: u8 = 0x00;
@@ -66,6 +67,16 @@ pub fn timer(due_ms: u64, booking: &[u8; 16], kind: u8, phase: u8) -> Vec<u8> {
     k.push(kind);
     k.push(phase);
     k
+}
+
+/// The parts of a timer key: `(due_ms, booking id, kind, phase)`.
+pub fn parse_timer(key: &[u8]) -> Option<(u64, [u8; 16], u8, u8)> {
+    if key.len() != 27 || key[0] != table::TIMER {
+        return None;
+    }
+    let due = u64::from_be_bytes(key.get(1..9)?.try_into().ok()?);
+    let booking: [u8; 16] = key.get(9..25)?.try_into().ok()?;
+    Some((due, booking, key[25], key[26]))
 }
 
 /// Audit key: `AUDIT ‖ seq (u64 BE)`.
@@ -125,6 +136,8 @@ mod tests {
         let b = timer(6, &[0; 16], 0, 0);
         assert!(a < b);
         assert_eq!(a.len(), 27);
+        assert_eq!(parse_timer(&a), Some((5, [9; 16], 0, 0)));
+        assert_eq!(parse_timer(&a[..26]), None);
     }
 
     #[test]

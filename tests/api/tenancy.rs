@@ -102,6 +102,8 @@ async fn partner_b_cannot_see_partner_a_members_or_policies() {
     app.get_member(&pb.key, a_member)
         .await
         .problem(404, "not_found");
+    let own = app.entitlements(&pa.key, a_member).await.ok(200);
+    assert_eq!(own["member_id"], a_member.as_str(), "{own}");
     app.entitlements(&pb.key, a_member)
         .await
         .problem(404, "not_found");

@@ -4,11 +4,13 @@
 use proptest::prelude::*;
 use workflows::booking::{
     apply, Address, Amounts, BookingCommand, BookingRecord, BookingState, Mode, NewBooking,
-    ProviderTerms, RouteChoice, RouteTrigger, Slot, SlaRules,
+    ProviderTerms, RouteChoice, RouteTrigger, SlaRules, Slot,
 };
 use workflows::effect::{CapacityMove, CaseType, Effect, EventType, TimerPhase, TimerSpec};
 use workflows::sla::{SlaKind, SlaState};
-use workflows::{BookingId, MemberId, Millis, PartnerId, Paise, PolicyId, ProviderId, ServiceCode, Timestamp};
+use workflows::{
+    BookingId, MemberId, Millis, Paise, PartnerId, PolicyId, ProviderId, ServiceCode, Timestamp,
+};
 
 const MIN: i64 = 60_000;
 
@@ -52,7 +54,13 @@ fn admit() -> (BookingRecord, Vec<Effect>) {
         partner_ref: None,
         report_tat: Millis(24 * 60 * MIN),
     };
-    BookingRecord::admit(new, route(Some("lab-a"), 1, RouteTrigger::Initial, 0), &SlaRules::default(), Timestamp(0)).unwrap()
+    BookingRecord::admit(
+        new,
+        route(Some("lab-a"), 1, RouteTrigger::Initial, 0),
+        &SlaRules::default(),
+        Timestamp(0),
+    )
+    .unwrap()
 }
 
 fn step(r: &BookingRecord, cmd: BookingCommand, now: i64) -> (BookingRecord, Vec<Effect>) {
@@ -80,7 +88,12 @@ fn admission_routes_reserves_and_arms_the_acceptance_sla() {
         provider_id: ProviderId::parse("lab-a").unwrap(),
         movement: CapacityMove::Reserve
     }));
-    assert_eq!(fx.iter().filter(|e| matches!(e, Effect::ArmTimer(_))).count(), 2);
+    assert_eq!(
+        fx.iter()
+            .filter(|e| matches!(e, Effect::ArmTimer(_)))
+            .count(),
+        2
+    );
     assert_eq!(emitted(&fx), vec![EventType::BookingCreated]);
 }
 
@@ -96,10 +109,22 @@ fn happy_path_walks_every_sla() {
     assert_eq!(r.state(), BookingState::InProgress);
     assert_eq!(emitted(&fx), vec![EventType::BookingInProgress]);
     assert_eq!(r.booking.sla[2].due_at, Timestamp((1010 + 24 * 60) * MIN));
-    let (r, _) = step(&r, BookingCommand::ReportReady { report_url: Some("https://r/1".into()) }, 1100 * MIN);
+    let (r, _) = step(
+        &r,
+        BookingCommand::ReportReady {
+            report_url: Some("https://r/1".into()),
+        },
+        1100 * MIN,
+    );
     assert_eq!(r.state(), BookingState::InProgress);
     assert_eq!(r.booking.sla[2].state, SlaState::Met);
-    let (r, fx) = step(&r, BookingCommand::Completed { billed: Some(Paise(39_000)) }, 1200 * MIN);
+    let (r, fx) = step(
+        &r,
+        BookingCommand::Completed {
+            billed: Some(Paise(39_000)),
+        },
+        1200 * MIN,
+    );
     assert_eq!(r.state(), BookingState::Completed);
     assert_eq!(r.booking.billed, Some(Paise(39_000)));
     assert_eq!(emitted(&fx), vec![EventType::BookingCompleted]);
@@ -119,34 +144,82 @@ fn reject_reroutes_then_fails_with_a_case_and_releases_capacity() {
     assert_eq!(r.booking.sla[1].state, SlaState::Pending);
     assert_eq!(r.booking.tried().len(), 2);
     let none = route(None, 3, RouteTrigger::Rejected, 2 * MIN);
-    let (r, fx) = step(&r, BookingCommand::Reject { reason: None, next: none }, 2 * MIN);
+    let (r, fx) = step(
+        &r,
+        BookingCommand::Reject {
+            reason: None,
+            next: none,
+        },
+        2 * MIN,
+    );
     assert_eq!(r.state(), BookingState::Failed);
     assert_eq!(r.booking.provider_id, None);
     assert!(fx.contains(&Effect::Capacity {
         provider_id: ProviderId::parse("lab-b").unwrap(),
         movement: CapacityMove::Release
     }));
-    assert!(fx.iter().any(|e| matches!(e, Effect::OpenCase { case_type: CaseType::NoProvider, .. })));
-    assert_eq!(emitted(&fx), vec![EventType::BookingFailed, ]);
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::OpenCase {
+            case_type: CaseType::NoProvider,
+            ..
+        }
+    )));
+    assert_eq!(emitted(&fx), vec![EventType::BookingFailed,]);
 }
 
 #[test]
 fn acceptance_breach_reroutes_and_opens_a_case() {
     let (r, _) = admit();
-    let at_risk = TimerSpec { due: Timestamp(24 * MIN), kind: SlaKind::Acceptance, phase: TimerPhase::AtRisk };
-    let (r, fx) = step(&r, BookingCommand::TimerFired { timer: at_risk, next: None }, 24 * MIN);
+    let at_risk = TimerSpec {
+        due: Timestamp(24 * MIN),
+        kind: SlaKind::Acceptance,
+        phase: TimerPhase::AtRisk,
+    };
+    let (r, fx) = step(
+        &r,
+        BookingCommand::TimerFired {
+            timer: at_risk,
+            next: None,
+        },
+        24 * MIN,
+    );
     assert_eq!(emitted(&fx), vec![EventType::SlaAtRisk]);
     assert_eq!(r.booking.sla[0].state, SlaState::AtRisk);
-    let due = TimerSpec { due: Timestamp(30 * MIN), kind: SlaKind::Acceptance, phase: TimerPhase::Due };
+    let due = TimerSpec {
+        due: Timestamp(30 * MIN),
+        kind: SlaKind::Acceptance,
+        phase: TimerPhase::Due,
+    };
     let next = route(Some("lab-b"), 2, RouteTrigger::AcceptanceBreach, 30 * MIN);
-    let (r, fx) = step(&r, BookingCommand::TimerFired { timer: due, next: Some(next) }, 30 * MIN);
+    let (r, fx) = step(
+        &r,
+        BookingCommand::TimerFired {
+            timer: due,
+            next: Some(next),
+        },
+        30 * MIN,
+    );
     assert_eq!(r.booking.sla[0].state, SlaState::Breached);
     assert_eq!(r.booking.provider_id, ProviderId::parse("lab-b").ok());
     let ev = emitted(&fx);
     assert!(ev.contains(&EventType::SlaBreached) && ev.contains(&EventType::BookingRerouted));
-    assert!(fx.iter().any(|e| matches!(e, Effect::OpenCase { case_type: CaseType::SlaBreach, .. })));
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::OpenCase {
+            case_type: CaseType::SlaBreach,
+            ..
+        }
+    )));
     // The same timer again is stale: nothing changes but the version.
-    let (r2, fx2) = step(&r, BookingCommand::TimerFired { timer: due, next: None }, 31 * MIN);
+    let (r2, fx2) = step(
+        &r,
+        BookingCommand::TimerFired {
+            timer: due,
+            next: None,
+        },
+        31 * MIN,
+    );
     assert!(fx2.is_empty());
     assert_eq!(r2.booking.sla, r.booking.sla);
 }
@@ -154,52 +227,122 @@ fn acceptance_breach_reroutes_and_opens_a_case() {
 #[test]
 fn terminal_states_refuse_commands_but_ignore_late_timers() {
     let (r, _) = admit();
-    let (r, fx) = step(&r, BookingCommand::Cancel { reason: "member asked".into() }, MIN);
+    let (r, fx) = step(
+        &r,
+        BookingCommand::Cancel {
+            reason: "member asked".into(),
+        },
+        MIN,
+    );
     assert_eq!(r.state(), BookingState::Cancelled);
     assert_eq!(emitted(&fx), vec![EventType::BookingCancelled]);
     assert!(r.booking.sla.iter().all(|e| e.state == SlaState::Cancelled));
-    for cmd in [BookingCommand::Accept, BookingCommand::NoShow, BookingCommand::Cancel { reason: "again".into() }] {
+    for cmd in [
+        BookingCommand::Accept,
+        BookingCommand::NoShow,
+        BookingCommand::Cancel {
+            reason: "again".into(),
+        },
+    ] {
         let err = apply(&r, &cmd, &SlaRules::default(), Timestamp(2 * MIN)).unwrap_err();
         assert!(err.to_string().contains("cancelled"), "{err}");
     }
-    let late = TimerSpec { due: Timestamp(30 * MIN), kind: SlaKind::Acceptance, phase: TimerPhase::Due };
-    assert!(apply(&r, &BookingCommand::TimerFired { timer: late, next: None }, &SlaRules::default(), Timestamp(30 * MIN)).is_ok());
+    let late = TimerSpec {
+        due: Timestamp(30 * MIN),
+        kind: SlaKind::Acceptance,
+        phase: TimerPhase::Due,
+    };
+    assert!(apply(
+        &r,
+        &BookingCommand::TimerFired {
+            timer: late,
+            next: None
+        },
+        &SlaRules::default(),
+        Timestamp(30 * MIN)
+    )
+    .is_ok());
 }
 
 #[test]
 fn commands_out_of_order_are_refused() {
     let (r, _) = admit();
-    for cmd in [BookingCommand::Started, BookingCommand::Completed { billed: None }, BookingCommand::ReportReady { report_url: None }] {
+    for cmd in [
+        BookingCommand::Started,
+        BookingCommand::Completed { billed: None },
+        BookingCommand::ReportReady { report_url: None },
+    ] {
         assert!(apply(&r, &cmd, &SlaRules::default(), Timestamp(MIN)).is_err());
     }
     let (c, _) = step(&r, BookingCommand::Accept, MIN);
-    assert!(apply(&c, &BookingCommand::Accept, &SlaRules::default(), Timestamp(MIN)).is_err());
+    assert!(apply(
+        &c,
+        &BookingCommand::Accept,
+        &SlaRules::default(),
+        Timestamp(MIN)
+    )
+    .is_err());
     let next = route(Some("lab-b"), 2, RouteTrigger::Rejected, MIN);
-    assert!(apply(&c, &BookingCommand::Reject { reason: None, next }, &SlaRules::default(), Timestamp(MIN)).is_err());
+    assert!(apply(
+        &c,
+        &BookingCommand::Reject { reason: None, next },
+        &SlaRules::default(),
+        Timestamp(MIN)
+    )
+    .is_err());
 }
 
 #[test]
 fn reschedule_rearms_the_fulfilment_sla() {
     let (r, _) = admit();
     let (r, _) = step(&r, BookingCommand::Accept, MIN);
-    let slot = Slot { start: Timestamp(2000 * MIN), end: Timestamp(2060 * MIN) };
-    let (r, fx) = step(&r, BookingCommand::Reschedule { slot, fulfil_grace: Millis(120 * MIN) }, 2 * MIN);
+    let slot = Slot {
+        start: Timestamp(2000 * MIN),
+        end: Timestamp(2060 * MIN),
+    };
+    let (r, fx) = step(
+        &r,
+        BookingCommand::Reschedule {
+            slot,
+            fulfil_grace: Millis(120 * MIN),
+        },
+        2 * MIN,
+    );
     assert_eq!(r.booking.slot, slot);
     let open: Vec<_> = r.booking.sla.iter().filter(|e| e.state.is_open()).collect();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].due_at, Timestamp(2180 * MIN));
-    assert_eq!(fx.iter().filter(|e| matches!(e, Effect::CancelTimer(_))).count(), 2);
-    assert_eq!(fx.iter().filter(|e| matches!(e, Effect::ArmTimer(_))).count(), 2);
+    assert_eq!(
+        fx.iter()
+            .filter(|e| matches!(e, Effect::CancelTimer(_)))
+            .count(),
+        2
+    );
+    assert_eq!(
+        fx.iter()
+            .filter(|e| matches!(e, Effect::ArmTimer(_)))
+            .count(),
+        2
+    );
 }
 
 fn any_command() -> impl Strategy<Value = BookingCommand> {
-    let kinds = prop_oneof![Just(SlaKind::Acceptance), Just(SlaKind::Fulfilment), Just(SlaKind::Report)];
+    let kinds = prop_oneof![
+        Just(SlaKind::Acceptance),
+        Just(SlaKind::Fulfilment),
+        Just(SlaKind::Report)
+    ];
     let phases = prop_oneof![Just(TimerPhase::AtRisk), Just(TimerPhase::Due)];
     prop_oneof![
         Just(BookingCommand::Accept),
         any::<bool>().prop_map(|some| BookingCommand::Reject {
             reason: None,
-            next: route(if some { Some("lab-z") } else { None }, 2, RouteTrigger::Rejected, 0)
+            next: route(
+                if some { Some("lab-z") } else { None },
+                2,
+                RouteTrigger::Rejected,
+                0
+            )
         }),
         Just(BookingCommand::SampleCollected),
         Just(BookingCommand::Started),
@@ -208,15 +351,27 @@ fn any_command() -> impl Strategy<Value = BookingCommand> {
         Just(BookingCommand::NoShow),
         Just(BookingCommand::Cancel { reason: "r".into() }),
         (0i64..5000).prop_map(|s| BookingCommand::Reschedule {
-            slot: Slot { start: Timestamp(s * MIN), end: Timestamp((s + 60) * MIN) },
+            slot: Slot {
+                start: Timestamp(s * MIN),
+                end: Timestamp((s + 60) * MIN)
+            },
             fulfil_grace: Millis(MIN)
         }),
         any::<bool>().prop_map(|some| BookingCommand::Reassign {
-            next: route(if some { Some("lab-y") } else { None }, 2, RouteTrigger::Reassign, 0)
+            next: route(
+                if some { Some("lab-y") } else { None },
+                2,
+                RouteTrigger::Reassign,
+                0
+            )
         }),
         (kinds, phases, 0i64..3000, any::<bool>()).prop_map(|(kind, phase, due, reroute)| {
             BookingCommand::TimerFired {
-                timer: TimerSpec { due: Timestamp(due * MIN), kind, phase },
+                timer: TimerSpec {
+                    due: Timestamp(due * MIN),
+                    kind,
+                    phase,
+                },
                 next: reroute.then(|| route(Some("lab-x"), 2, RouteTrigger::AcceptanceBreach, 0)),
             }
         }),
