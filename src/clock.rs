@@ -15,14 +15,36 @@ pub fn rfc3339(t: Timestamp) -> String {
     let Ok(dt) = OffsetDateTime::from_unix_timestamp_nanos(t.0 as i128 * 1_000_000) else {
         return String::from("invalid-time");
     };
-    let (y, mo, d) = (dt.year(), dt.month() as u8, dt.day());
-    let (h, mi, s) = (dt.hour(), dt.minute(), dt.second());
-    let ms = dt.millisecond();
-    if ms == 0 {
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
-    } else {
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+    let (y, mo, d) = (dt.year(), dt.month() as u8 as u32, dt.day() as u32);
+    let (h, mi, s) = (dt.hour() as u32, dt.minute() as u32, dt.second() as u32);
+    let ms = dt.millisecond() as u32;
+    if !(0..=9999).contains(&y) {
+        return format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z");
     }
+    // Hot path (every view renders several times): fixed-width digits, no formatter.
+    fn push(out: &mut String, n: u32, width: u32) {
+        for p in (0..width).rev() {
+            out.push(char::from(b'0' + ((n / 10u32.pow(p)) % 10) as u8));
+        }
+    }
+    let mut out = String::with_capacity(24);
+    push(&mut out, y as u32, 4);
+    out.push('-');
+    push(&mut out, mo, 2);
+    out.push('-');
+    push(&mut out, d, 2);
+    out.push('T');
+    push(&mut out, h, 2);
+    out.push(':');
+    push(&mut out, mi, 2);
+    out.push(':');
+    push(&mut out, s, 2);
+    if ms != 0 {
+        out.push('.');
+        push(&mut out, ms, 3);
+    }
+    out.push('Z');
+    out
 }
 
 /// Parses an RFC 3339 time with any offset into UTC milliseconds.

@@ -224,3 +224,42 @@ dx_preflight() {
   [ "$st" = completed ] || die "preflight booking $id ended in state '$st': $b"
   log "preflight ok: booking $id pending_provider -> confirmed -> in_progress -> completed on p-bench"
 }
+
+# dx_snapshot PID FILE: per-thread-name CPU seconds (/proc/PID/task/*/stat) and the server's
+# commit metrics (/metrics), for dx_snapshot_delta.
+dx_snapshot() {
+  { for t in /proc/"$1"/task/*; do
+      awk '{c=$0; sub(/^[0-9]+ \(/,"",c); name=c; sub(/\).*/,"",name); sub(/.*\) /,"",c); split(c,f," ");
+            gsub(/ /,"_",name); sub(/-[0-9]+$/,"-*",name); printf "cpu:%s %.2f\n", name, (f[12]+f[13])/100}' "$t/stat" 2>/dev/null
+    done
+    curl -s -m 10 "$BASE/metrics" | grep -E '^dxstack_(batch_commands|commit_seconds|flush_seconds|fdatasync_seconds)_(sum|count) ' || true
+    echo "wall $(date +%s.%N)"
+  } >"$2"
+}
+# dx_snapshot_delta BEFORE AFTER: one line: group commits, mean commands per commit, mean
+# commit / flush / fdatasync ms, and the CPU share of the busiest threads.
+dx_snapshot_delta() {
+  python3 - "$1" "$2" <<'PY'
+import sys, collections
+def load(p):
+    d = collections.Counter()
+    for l in open(p):
+        k, v = l.split()
+        d[k] += float(v)
+    return d
+a, b = load(sys.argv[1]), load(sys.argv[2])
+D = lambda k: b[k] - a[k]
+wall = D("wall") or 1
+n = D("dxstack_batch_commands_count")
+out = []
+if n:
+    ms = lambda k: f"{1000 * D(k) / n:.2f}"
+    out.append(f"{n:.0f} group commits ({n / wall:.0f}/s), {D('dxstack_batch_commands_sum') / n:.1f} commands/commit, "
+               f"commit {ms('dxstack_commit_seconds_sum')} ms = flush {ms('dxstack_flush_seconds_sum')} + "
+               f"fdatasync {ms('dxstack_fdatasync_seconds_sum')} ms (+ execute)")
+thr = sorted(((D(k), k[4:]) for k in b if k.startswith("cpu:")), reverse=True)
+out.append("thread CPU (% of one core): " + ", ".join(f"{name} {100 * c / wall:.0f}%" for c, name in thr[:5] if c > 0))
+print("; ".join(out))
+PY
+}
+

@@ -40,11 +40,13 @@ dx_preflight
 log "compare.sh $BASE $SHARED/dxstack-steps.toml $LABEL  (SECS=$SECS LEVELS=\"$LEVELS\"${REF:+ REF=$REF})"
 summary=()
 for c in $LEVELS; do
-  cpu0=$(dx_cpu "$DX_PID"); t0=$(date +%s.%N)
+  cpu0=$(dx_cpu "$DX_PID"); t0=$(date +%s.%N); dx_snapshot "$DX_PID" "$DX_TMP/snap0"
   LEVELS=$c "$SHARED/compare.sh" "$BASE" "$SHARED/dxstack-steps.toml" "$LABEL"
-  cpu1=$(dx_cpu "$DX_PID"); t1=$(date +%s.%N)
+  cpu1=$(dx_cpu "$DX_PID"); t1=$(date +%s.%N); dx_snapshot "$DX_PID" "$DX_TMP/snap1"
   read -r hwm rss < <(dx_mem "$DX_PID")
   line=$(python3 -c "c0,c1,t0,t1=$cpu0,$cpu1,$t0,$t1; print(f'server c=$c: cpu {c1-c0:.1f}s over {t1-t0:.1f}s wall = {100*(c1-c0)/(t1-t0):.0f}% of one core; RSS now $(mb "$rss") MB, peak $(mb "$hwm") MB')")
+  echo "$line"; summary+=("$line")
+  line="server c=$c: $(dx_snapshot_delta "$DX_TMP/snap0" "$DX_TMP/snap1")"
   echo "$line"; summary+=("$line")
   if ! kill -0 "$DX_PID" 2>/dev/null; then
     echo "--- server stderr (tail) ---"; tail -n 40 "$DX_TMP/server.err"; die "server died during c=$c"

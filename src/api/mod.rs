@@ -8,6 +8,7 @@ mod bookings;
 mod extract;
 mod members;
 mod openapi;
+mod ops;
 mod provider;
 mod service;
 mod validate;
@@ -92,6 +93,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/provider/bookings", get(provider::list))
         .route("/v1/provider/bookings/{id}", get(provider::get_one))
         .route("/v1/provider/bookings/{id}/events", post(provider::event))
+        .route("/v1/ops/audit", get(ops::query))
+        .route("/v1/ops/audit/export", get(ops::export))
+        .route("/v1/ops/audit/verify", get(ops::verify))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

@@ -1,6 +1,6 @@
 //! `GET /openapi.json`, generated from the handlers' annotations and DTO types.
 
-use super::{admin, bookings, members, provider, service};
+use super::{admin, bookings, members, ops, provider, service};
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 
@@ -16,8 +16,9 @@ use utoipa::OpenApi;
         bookings::create, bookings::get_one, bookings::list, bookings::cancel,
         bookings::reschedule, bookings::routing, bookings::timeline,
         provider::list, provider::get_one, provider::event,
+        ops::query, ops::export, ops::verify,
     ),
-    tags((name = "admin"), (name = "partner"), (name = "provider"), (name = "service"))
+    tags((name = "admin"), (name = "partner"), (name = "provider"), (name = "operator"), (name = "service"))
 )]
 struct ApiDoc;
 

@@ -4,7 +4,7 @@ use super::committer::EngineContext;
 use super::{admin, bookings, cron, timers, Command, Reply, Request};
 use crate::error::ApiError;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use store::audit::{self, AuditDraft, ChainHead, Target};
 use store::keys::{self, table};
 use store::Txn;
@@ -68,12 +68,46 @@ impl Done {
 }
 
 /// A stored response for an `Idempotency-Key`.
-#[derive(Serialize, Deserialize)]
+///
+/// Stored as `[format] ‖ fingerprint (32) ‖ status (u16 BE) ‖ created_ms (i64 BE) ‖ body`
+/// rather than through the codec: the body is opaque bytes, and serde would encode it one
+/// byte at a time.
 pub(super) struct IdempotencyRecord {
     pub fingerprint: [u8; 32],
     pub status: u16,
     pub body: Vec<u8>,
     pub created_at: Timestamp,
+}
+
+const IDEMPOTENCY_FORMAT: u8 = 1;
+const IDEMPOTENCY_HEADER: usize = 1 + 32 + 2 + 8;
+
+impl IdempotencyRecord {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(IDEMPOTENCY_HEADER + self.body.len());
+        out.push(IDEMPOTENCY_FORMAT);
+        out.extend_from_slice(&self.fingerprint);
+        out.extend_from_slice(&self.status.to_be_bytes());
+        out.extend_from_slice(&self.created_at.0.to_be_bytes());
+        out.extend_from_slice(&self.body);
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<IdempotencyRecord, store::Error> {
+        let corrupt = || store::Error::Decode("idempotency record".into());
+        if bytes.len() < IDEMPOTENCY_HEADER || bytes[0] != IDEMPOTENCY_FORMAT {
+            return Err(corrupt());
+        }
+        let fingerprint: [u8; 32] = bytes[1..33].try_into().map_err(|_| corrupt())?;
+        let status = u16::from_be_bytes(bytes[33..35].try_into().map_err(|_| corrupt())?);
+        let created = i64::from_be_bytes(bytes[35..43].try_into().map_err(|_| corrupt())?);
+        Ok(IdempotencyRecord {
+            fingerprint,
+            status,
+            body: bytes[IDEMPOTENCY_HEADER..].to_vec(),
+            created_at: Timestamp(created),
+        })
+    }
 }
 
 /// The per-command view of the batch: the transaction, the audit head, who and when.
@@ -232,7 +266,8 @@ pub(super) fn execute(
         .as_ref()
         .map(|i| keys::scoped(table::IDEMPOTENCY, &scope, i.key.as_bytes()));
     if let (Some(idem), Some(key)) = (&req.idempotency, &idem_key) {
-        if let Some(rec) = txn.get::<IdempotencyRecord>(key)? {
+        if let Some(raw) = txn.get_raw(key)? {
+            let rec = IdempotencyRecord::decode(&raw)?;
             if rec.fingerprint == idem.fingerprint {
                 ctx.metrics
                     .commands
@@ -327,7 +362,7 @@ pub(super) fn execute(
                 body: replay_body.unwrap_or_else(|| body.clone()),
                 created_at: now,
             };
-            tx.txn.put(key, &rec)?;
+            tx.txn.put_raw(key, rec.encode());
             let by_time = keys::compose(
                 table::IDEMPOTENCY_BY_TIME,
                 &[&(now.0 as u64).to_be_bytes(), scope.as_bytes()],

@@ -14,12 +14,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-/// Who did it.
+/// Who did it. Fields are declared in key order: serialising is already canonical.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
+    pub id: String,
     /// `admin`, `partner`, `provider`, `operator` or `system`.
     pub kind: String,
-    pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
 }
@@ -27,37 +27,41 @@ pub struct Actor {
 /// What it was done to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
-    pub kind: String,
     pub id: String,
+    pub kind: String,
 }
 
 /// One chain entry as stored and exported. Fields without a value are omitted.
+///
+/// # Important
+/// Fields are declared in lexicographic key order, so `serde_json` output of this struct *is*
+/// its canonical JSON (a test pins that); keep the order when adding a field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
-    pub seq: u64,
-    pub at: String,
-    pub actor: Actor,
     pub action: String,
-    pub target: Target,
+    pub actor: Actor,
+    pub at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from_state: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to_state: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-    /// `accepted` or `rejected`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
+    pub detail: Option<String>,
     /// The stable error code of a rejected command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    pub prev_hash: String,
+    pub from_state: Option<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hash: String,
+    /// `rejected` for a refused command; absent when accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    pub prev_hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    pub seq: u64,
+    pub target: Target,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_state: Option<String>,
 }
 
 /// An entry before the chain assigns `seq` and hashes.
@@ -370,6 +374,40 @@ mod tests {
         let report = verify_store(&store).unwrap();
         assert!(!report.ok);
         assert_eq!(report.broken_seq, Some(7));
+    }
+
+    #[test]
+    fn entries_serialise_canonically() {
+        let mut e = AuditEntry {
+            action: "booking.create".into(),
+            actor: Actor {
+                id: "op1".into(),
+                kind: "operator".into(),
+                role: Some("agent".into()),
+            },
+            at: "2026-01-01T00:00:00Z".into(),
+            detail: Some("d".into()),
+            error: Some("e".into()),
+            from_state: Some("a".into()),
+            hash: "ff".into(),
+            outcome: Some("rejected".into()),
+            prev_hash: "00".into(),
+            reason: Some("r \"q\" \u{7}".into()),
+            request_id: Some("rid".into()),
+            seq: 9,
+            target: Target {
+                id: "b1".into(),
+                kind: "booking".into(),
+            },
+            to_state: Some("b".into()),
+        };
+        for _ in 0..2 {
+            let direct = serde_json::to_string(&e).unwrap();
+            assert_eq!(direct, canonical_json(&serde_json::to_value(&e).unwrap()));
+            e.hash.clear();
+            e.detail = None;
+            e.actor.role = None;
+        }
     }
 
     #[test]

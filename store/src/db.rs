@@ -38,6 +38,7 @@ impl Store {
             .path(&config.path)
             .cache_capacity(config.cache_capacity_bytes)
             .flush_every_ms(None)
+            .mode(sled::Mode::HighThroughput)
             .open()?;
         let data_path = config.path.join("db");
         let data_file = File::open(&data_path).map_err(|e| {

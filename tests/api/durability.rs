@@ -3,13 +3,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use crate::harness::{str_of, Partner, TestApp, World, START_DEADLINE};
+use crate::harness::{eventually, str_of, Partner, TestApp, World, BLR_FULL, START_DEADLINE};
 
 const BOOKINGS: usize = 300;
 const IN_FLIGHT: usize = 32;
@@ -288,5 +289,37 @@ async fn sigterm_under_load_keeps_every_acked_booking() {
         "listed {} bookings; acked {}, unanswered {lost}",
         listed.len(),
         acked.len()
+    );
+}
+
+#[tokio::test]
+async fn a_pending_sla_timer_fires_after_sigkill() {
+    let mut app = TestApp::spawn().await;
+    let w = World::build(&app).await;
+    let pa = &w.partner;
+    for id in BLR_FULL {
+        World::reconfigure_provider(&app, id, |b| b["sla"]["accept_within"] = json!("3s")).await;
+    }
+    let c = app
+        .create_booking(&pa.key, &pa.booking(0, "timer-crash"))
+        .await
+        .ok(201);
+    app.kill9().await;
+
+    app.restart().await;
+    let id = str_of(&c["id"]);
+    let p1 = str_of(&c["provider_id"]);
+    let b = eventually(
+        "the acceptance timer armed before SIGKILL to fire",
+        Duration::from_secs(30),
+        || async {
+            let b = app.get_booking(&pa.key, &id).await.ok(200);
+            (b["provider_id"] != p1.as_str()).then_some(b)
+        },
+    )
+    .await;
+    assert!(
+        BLR_FULL.contains(&b["provider_id"].as_str().unwrap_or("")),
+        "{b}"
     );
 }

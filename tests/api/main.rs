@@ -7,5 +7,6 @@ mod bad_input;
 mod durability;
 mod idempotency;
 mod lifecycle;
+mod routing;
 mod service;
 mod tenancy;

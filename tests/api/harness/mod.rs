@@ -166,6 +166,25 @@ impl TestApp {
     }
 }
 
+/// Polls `probe` every 100 ms until it returns `Some`, or panics after `deadline` naming `what`.
+pub(crate) async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn write_config(dir: &Path, extra_toml: &str) {
     let path = |p: &str| toml::Value::String(dir.join(p).display().to_string()).to_string();
     let base = format!(

@@ -252,6 +252,22 @@ impl World {
         }
     }
 
+    /// Re-PUTs provider `id` with its standard body changed by `change` (e.g. a shorter
+    /// `sla.accept_within` or `open_hours`); asserts 200.
+    pub(crate) async fn reconfigure_provider(
+        app: &TestApp,
+        id: &str,
+        change: impl FnOnce(&mut Value),
+    ) {
+        let spec = PROVIDERS
+            .iter()
+            .find(|p| p.id == id)
+            .unwrap_or_else(|| panic!("no provider spec {id}"));
+        let mut body = provider_body(spec);
+        change(&mut body);
+        app.put_provider(id, &body).await.ok(200);
+    }
+
     /// The provider with this id (panics if the id is not one of ours).
     #[track_caller]
     pub(crate) fn provider(&self, id: &str) -> &Provider {

@@ -444,3 +444,84 @@ async fn reschedule_moves_the_slot() {
         "state after reschedule: {got}"
     );
 }
+
+/// The last `sla` entry of `kind` (panics if there is none).
+#[track_caller]
+fn sla_entry<'a>(b: &'a Value, kind: &str) -> &'a Value {
+    b["sla"]
+        .as_array()
+        .and_then(|a| a.iter().rev().find(|e| e["kind"] == kind))
+        .unwrap_or_else(|| panic!("no {kind} SLA entry: {}", b["sla"]))
+}
+
+/// Asserts `got` is within 5 s of `want`.
+#[track_caller]
+fn assert_close(what: &str, got: OffsetDateTime, want: OffsetDateTime) {
+    let off = (got - want).abs();
+    assert!(
+        off <= time::Duration::seconds(5),
+        "{what}: {got} is {off} away from {want}"
+    );
+}
+
+#[tokio::test]
+async fn sla_windows_follow_the_contract() {
+    let app = TestApp::spawn().await;
+    let w = World::build(&app).await;
+    let pa = &w.partner;
+    let c = app
+        .create_booking(&pa.key, &pa.booking(0, "sla-windows"))
+        .await
+        .ok(201);
+    let id = str_of(&c["id"]);
+    let key = &w.provider(&str_of(&c["provider_id"])).key;
+    let minutes = time::Duration::minutes;
+
+    // Acceptance: 30 min from creation (accept_within), at risk at 80 %.
+    let created = instant(&c["created_at"]);
+    let acc = sla_entry(&c, "acceptance");
+    assert_eq!(acc["state"], "pending", "{acc}");
+    assert_close(
+        "acceptance due_at",
+        instant(&acc["due_at"]),
+        created + minutes(30),
+    );
+    assert_close(
+        "acceptance at_risk_at",
+        instant(&acc["at_risk_at"]),
+        created + minutes(24),
+    );
+
+    // Fulfilment: from accept to slot end + fulfil_grace (2h).
+    let b = app.provider_event(key, &id, "accept").await.ok(200);
+    assert_eq!(sla_entry(&b, "acceptance")["state"], "met", "{}", b["sla"]);
+    let accepted = instant(&b["updated_at"]);
+    let f = sla_entry(&b, "fulfilment");
+    assert_eq!(f["state"], "pending", "{f}");
+    let due = instant(&f["due_at"]);
+    assert_eq!(
+        due,
+        instant(&json!(SLOT_END)) + time::Duration::hours(2),
+        "{f}"
+    );
+    assert_close(
+        "fulfilment at_risk_at",
+        instant(&f["at_risk_at"]),
+        accepted + (due - accepted) * 0.8,
+    );
+
+    // Report: from `started` to + the longest report_tat of the services (LIPID, 48h).
+    let b = app.provider_event(key, &id, "started").await.ok(200);
+    assert_eq!(sla_entry(&b, "fulfilment")["state"], "met", "{}", b["sla"]);
+    let started = instant(&b["updated_at"]);
+    let r = sla_entry(&b, "report");
+    assert_eq!(r["state"], "pending", "{r}");
+    assert_close(
+        "report due_at",
+        instant(&r["due_at"]),
+        started + time::Duration::hours(48),
+    );
+
+    let b = app.provider_event(key, &id, "report_ready").await.ok(200);
+    assert_eq!(sla_entry(&b, "report")["state"], "met", "{}", b["sla"]);
+}
