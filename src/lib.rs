@@ -69,6 +69,7 @@ pub async fn run(
         cron: cron_runner.clone(),
         admin_token: Arc::new(config.admin.token.clone()),
         max_body: config.server.max_body.0 as usize,
+        max_upload: config.server.max_upload.0 as usize,
         ready: ready.clone(),
     };
     let empty = store.scan_prefix(&[table::PARTNER]).next().is_none();

@@ -376,3 +376,24 @@ pub fn member_view(m: &Member) -> serde_json::Value {
         "updated_at": rfc3339(m.updated_at),
     })
 }
+
+pub fn case_view(c: &ExceptionCase) -> serde_json::Value {
+    serde_json::json!({
+        "id": c.id.to_string(),
+        "type": c.case_type.as_str(),
+        "state": c.state.as_str(),
+        "severity": c.severity.as_str(),
+        "partner_id": c.partner_id.as_str(),
+        "booking_id": c.booking_id.map(|b| b.to_string()),
+        "provider_id": c.provider_id.as_ref().map(|p| p.as_str()),
+        "detail": c.detail,
+        "opened_at": rfc3339(c.opened_at),
+        "updated_at": rfc3339(c.updated_at),
+        "history": c.history.iter().map(|h| serde_json::json!({
+            "at": rfc3339(h.at),
+            "action": h.action,
+            "by": h.by,
+            "reason": h.reason,
+        })).collect::<Vec<_>>(),
+    })
+}

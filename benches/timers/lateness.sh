@@ -97,6 +97,7 @@ risk=$(t_metric 'dxstack_sla_outcomes_total{kind="fulfilment",state="at_risk"}')
 armed=$(t_metric 'dxstack_timers_armed_total')
 errlines=$(grep -c -E 'ERROR|panicked' "$DX_TMP/server.err" || true)
 read -r hwm_end rss_end < <(dx_mem "$DX_PID")
+load=$(cut -d' ' -f1-3 /proc/loadavg)
 dx_stop
 
 echo "=== lateness summary: $N fulfilment timers due at one instant ($(iso "$DUE")), chunk $CHUNK ==="
@@ -123,6 +124,7 @@ echo "server over the burst: $burst_delta"
 echo "server $hist"
 echo "counters at end: timers_armed_total $armed; fulfilment at_risk $risk, breached $breached"
 echo "peak RSS (VmHWM): $(mb "$hwm_setup") MB after setup, $(mb "$hwm_burst") MB after the burst (RSS then $(mb "$rss_burst") MB, at end $(mb "$rss_end") MB)"
+echo "load average at end: $load"
 echo "server stderr: $errlines ERROR/panic lines"
 [ "$errlines" -gt 0 ] && grep -m 5 -E 'ERROR|panicked' "$DX_TMP/server.err" | cut -c1-400
 true

@@ -7,6 +7,8 @@
       lateness = breached_at - due_at. Checks: one entry of KIND per booking, every one breached,
       exactly one sla_breach exception per booking, no id listed twice.
       Prints one JSON line (counts, lateness p50/p90/p99/max/min in ms, problems).
+      --timelines K: also reads K random bookings' /timeline and counts each audit action per
+      booking (a timer that fired twice would show as sla.breached: {"2": ...}).
 
   timers.py watch BASE SERIES --target N [--interval 0.2] [--timeout S] [--t0 EPOCH] [--log FILE]
       Polls GET /metrics every interval until the counter SERIES (Prometheus text, e.g.
@@ -125,12 +127,33 @@ def cmd_scan(a):
         "problems": len(problems), "problem_samples": problems[:5],
         "scan_s": round(time.time() - t0, 2),
     }
+    if a.timelines:
+        out["timelines"] = sample_timelines(a.base, sorted(seen), a.timelines)
     if a.expect is not None and len(seen) != a.expect:
         out["problem_count_mismatch"] = f"listed {len(seen)} bookings, expected {a.expect}"
     if a.out:
         with open(a.out, "w") as f:
             json.dump({"lateness_ms_all": lat}, f)
     print(json.dumps(out))
+
+
+def sample_timelines(base, ids, k):
+    """Audit actions of K random bookings' timelines: how many carry each action how often."""
+    c = conn_for(base)
+    per_action = {}  # action -> {occurrences per booking: bookings}
+    for bid in random.sample(ids, min(k, len(ids))):
+        c.request("GET", f"/v1/bookings/{quote(bid)}/timeline", headers=partner_headers())
+        r = c.getresponse()
+        body = r.read()
+        if r.status != 200:
+            raise SystemExit(f"GET timeline {bid} -> {r.status}: {body[:300]!r}")
+        counts = {}
+        for e in json.loads(body)["items"]:
+            counts[e.get("action")] = counts.get(e.get("action"), 0) + 1
+        for act, n in counts.items():
+            h = per_action.setdefault(act, {})
+            h[str(n)] = h.get(str(n), 0) + 1
+    return {"sampled": min(k, len(ids)), "actions": per_action}
 
 
 SERIES_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)")
@@ -268,7 +291,7 @@ def main():
     s = sub.add_parser("scan")
     s.add_argument("base"); s.add_argument("kind")
     s.add_argument("--prefix", default=""); s.add_argument("--expect", type=int)
-    s.add_argument("--out")
+    s.add_argument("--out"); s.add_argument("--timelines", type=int, default=0)
     s.set_defaults(f=cmd_scan)
     w = sub.add_parser("watch")
     w.add_argument("base"); w.add_argument("series")

@@ -50,14 +50,14 @@ pub(crate) struct CreateBookingBody {
     partner_ref: Option<String>,
 }
 
-fn slot(c: &mut Checks, s: &SlotBody) -> Slot {
+pub(crate) fn slot(c: &mut Checks, s: &SlotBody) -> Slot {
     let start = c.time("slot.start", &s.start);
     let end = c.time("slot.end", &s.end);
     c.check(end > start, "slot.end", "must be after slot.start");
     Slot { start, end }
 }
 
-fn address(c: &mut Checks, a: &AddressBody) -> Address {
+pub(crate) fn address(c: &mut Checks, a: &AddressBody) -> Address {
     let pincode = c.pincode("address.pincode", &a.pincode);
     if let Some(lat) = a.lat {
         c.check(

@@ -13,7 +13,7 @@ use store::keys::{self, table};
 use utoipa::ToSchema;
 use workflows::network::ServiceCategory;
 use workflows::policy::{Benefit, BenefitScope, Member, Policy, Relationship};
-use workflows::{MemberId, PolicyId, ServiceCode, Timestamp};
+use workflows::{MemberId, PartnerId, PolicyId, ServiceCode, Timestamp};
 
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct BenefitBody {
@@ -188,6 +188,10 @@ pub(crate) async fn get_policy(
 
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct MemberBody {
+    /// Only in a roster row (the path names the member otherwise).
+    #[serde(default)]
+    #[schema(ignore)]
+    member_id: Option<String>,
     policy_id: String,
     /// `self`, `spouse`, `child` or `parent`.
     relationship: String,
@@ -202,21 +206,13 @@ pub(crate) struct MemberBody {
     family_id: Option<String>,
 }
 
-/// Create or replace a member of the calling partner.
-#[utoipa::path(put, path = "/v1/members/{member_id}", tag = "partner",
-    request_body = MemberBody, responses((status = 201, description = "created"), (status = 200, description = "replaced"),
-    (status = 422, description = "unknown_policy")))]
-pub(crate) async fn put_member(
-    State(state): State<AppState>,
-    caller: Caller,
-    meta: Meta,
-    Path(raw_id): Path<String>,
-    Body(body): Body,
-) -> Result<Response, ApiError> {
-    let partner_id = caller.partner()?;
-    let id = put_id(&raw_id, MemberId::parse)?;
-    let dto: MemberBody = parse_json(&body)?;
-    let mut c = Checks::default();
+/// Validates a member's fields; `None` (with the failures in `c`) when any is wrong.
+fn member_from(
+    c: &mut Checks,
+    partner_id: PartnerId,
+    id: MemberId,
+    dto: MemberBody,
+) -> Option<Member> {
     let policy_id = c.id("policy_id", &dto.policy_id, PolicyId::parse);
     let relationship = Relationship::parse(&dto.relationship);
     c.check(
@@ -238,26 +234,45 @@ pub(crate) async fn put_member(
         "phone",
         "must be at most 32 characters",
     );
-    let family_id = match &dto.family_id {
+    let family_id = match dto.family_id.as_deref().filter(|f| !f.is_empty()) {
         Some(f) => c.id("family_id", f, MemberId::parse),
         None => Some(id.clone()),
     };
-    c.done()?;
-    let member = Member {
+    Some(Member {
         partner_id,
         id,
-        policy_id: checked(policy_id)?,
-        relationship: checked(relationship)?,
+        policy_id: policy_id?,
+        relationship: relationship?,
         dob,
         gender: dto.gender,
         pincode,
         name,
         phone: dto.phone,
         enrolled_on,
-        family_id: checked(family_id)?,
+        family_id: family_id?,
         created_at: Timestamp(0),
         updated_at: Timestamp(0),
-    };
+    })
+}
+
+/// Create or replace a member of the calling partner.
+#[utoipa::path(put, path = "/v1/members/{member_id}", tag = "partner",
+    request_body = MemberBody, responses((status = 201, description = "created"), (status = 200, description = "replaced"),
+    (status = 422, description = "unknown_policy")))]
+pub(crate) async fn put_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path(raw_id): Path<String>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let partner_id = caller.partner()?;
+    let id = put_id(&raw_id, MemberId::parse)?;
+    let dto: MemberBody = parse_json(&body)?;
+    let mut c = Checks::default();
+    let member = member_from(&mut c, partner_id, id, dto);
+    c.done()?;
+    let member = checked(member)?;
     Ok(submit(&state, caller.0, &meta, &body, Command::PutMember(member)).await)
 }
 
@@ -280,4 +295,168 @@ pub(crate) async fn get_member(
         ))?
         .ok_or_else(|| ApiError::NotFound(format!("member {id}")))?;
     json_ok(&views::member_view(&m))
+}
+
+/// Roster rows per committed chunk (bounds one group commit).
+const IMPORT_CHUNK: usize = 1_000;
+/// Rows one upload may hold.
+const IMPORT_ROWS_MAX: usize = 200_000;
+
+/// Upserts a CSV roster: header row = line 1, columns = the member fields + `member_id`.
+/// Every bad row is reported with its line and reason; good rows are kept.
+#[utoipa::path(post, path = "/v1/members/import", tag = "partner",
+    request_body(content = String, content_type = "text/csv"),
+    responses((status = 200, description = "`{imported, rejected:[{line, code, message}]}`")))]
+pub(crate) async fn import(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let partner_id = caller.partner()?;
+    let body = body.map_err(|rej| {
+        if rej.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::BodyTooLarge(state.max_upload as u64)
+        } else {
+            ApiError::field("body", rej.body_text())
+        }
+    })?;
+    let store = state.store.clone();
+    let partner = partner_id.clone();
+    let parsed = tokio::task::spawn_blocking(move || parse_roster(&store, &partner, &body))
+        .await
+        .map_err(ApiError::internal)??;
+    let (members, mut rejected) = parsed;
+    let mut imported = 0u64;
+    for chunk in members.chunks(IMPORT_CHUNK) {
+        let reply = state
+            .engine
+            .submit(crate::engine::Request {
+                principal: caller.0.clone(),
+                request_id: meta.request_id.clone(),
+                idempotency: None,
+                command: Command::ImportMembers(chunk.iter().map(|(_, m)| m.clone()).collect()),
+            })
+            .await;
+        if reply.status == 200 {
+            imported += chunk.len() as u64;
+        } else {
+            let why = String::from_utf8_lossy(&reply.body).into_owned();
+            rejected.extend(chunk.iter().map(|(line, _)| {
+                serde_json::json!({
+                    "line": line, "code": "internal", "message": why.clone(),
+                })
+            }));
+        }
+    }
+    rejected.sort_by_key(|r| r["line"].as_u64());
+    json_ok(&serde_json::json!({ "imported": imported, "rejected": rejected }))
+}
+
+type Roster = (Vec<(u64, Member)>, Vec<serde_json::Value>);
+
+fn parse_roster(
+    store: &store::Store,
+    partner: &PartnerId,
+    body: &[u8],
+) -> Result<Roster, ApiError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(body);
+    let headers = reader
+        .headers()
+        .map_err(|e| ApiError::field("header", format!("line 1 is not a CSV header: {e}")))?
+        .clone();
+    for required in [
+        "member_id",
+        "policy_id",
+        "relationship",
+        "dob",
+        "pincode",
+        "name",
+        "enrolled_on",
+    ] {
+        if !headers.iter().any(|h| h == required) {
+            return Err(ApiError::field(
+                "header",
+                format!("line 1 has no `{required}` column"),
+            ));
+        }
+    }
+    let mut good: Vec<(u64, Member)> = Vec::new();
+    let mut bad = Vec::new();
+    let mut known_policies: std::collections::BTreeMap<String, bool> = Default::default();
+    let reject = |bad: &mut Vec<serde_json::Value>, line: u64, code: &str, message: String| {
+        bad.push(serde_json::json!({ "line": line, "code": code, "message": message }));
+    };
+    for (i, record) in reader.records().enumerate() {
+        if i >= IMPORT_ROWS_MAX {
+            return Err(ApiError::field(
+                "body",
+                format!("a roster holds at most {IMPORT_ROWS_MAX} rows"),
+            ));
+        }
+        let line = i as u64 + 2;
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(line);
+                reject(&mut bad, line, "invalid_row", e.to_string());
+                continue;
+            }
+        };
+        let row: MemberBody = match record.deserialize(Some(&headers)) {
+            Ok(r) => r,
+            Err(e) => {
+                reject(&mut bad, line, "invalid_field", e.to_string());
+                continue;
+            }
+        };
+        let mut c = Checks::default();
+        let id = c.id(
+            "member_id",
+            row.member_id.as_deref().unwrap_or(""),
+            MemberId::parse,
+        );
+        let member = id.and_then(|id| member_from(&mut c, partner.clone(), id, row));
+        if let Err(ApiError::InvalidField(msg, _)) = c.done() {
+            reject(&mut bad, line, "invalid_field", msg);
+            continue;
+        }
+        let Some(member) = member else {
+            reject(
+                &mut bad,
+                line,
+                "invalid_field",
+                "the row is incomplete".into(),
+            );
+            continue;
+        };
+        let policy = member.policy_id.as_str().to_owned();
+        let exists = match known_policies.get(&policy) {
+            Some(e) => *e,
+            None => {
+                let e = store.contains(&keys::scoped(
+                    table::POLICY,
+                    partner.as_str(),
+                    policy.as_bytes(),
+                ))?;
+                known_policies.insert(policy.clone(), e);
+                e
+            }
+        };
+        if !exists {
+            reject(
+                &mut bad,
+                line,
+                "unknown_policy",
+                format!("policy {policy} does not exist"),
+            );
+            continue;
+        }
+        // A later row for the same member wins, as in any upsert.
+        good.push((line, member));
+    }
+    Ok((good, bad))
 }

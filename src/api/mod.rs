@@ -5,6 +5,7 @@
 
 mod admin;
 mod bookings;
+mod eligibility;
 mod extract;
 mod members;
 mod openapi;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub cron: crate::cron::CronRunner,
     pub admin_token: Arc<String>,
     pub max_body: usize,
+    /// CSV and JSON Lines uploads.
+    pub max_upload: usize,
     /// False while starting and once shutdown began; `/readyz` reports it.
     pub ready: Arc<AtomicBool>,
 }
@@ -50,6 +53,7 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     let max_body = state.max_body;
+    let max_upload = state.max_upload;
     Router::new()
         .route("/healthz", get(service::healthz))
         .route("/readyz", get(service::readyz))
@@ -81,8 +85,17 @@ pub fn router(state: AppState) -> Router {
             put(members::put_policy).get(members::get_policy),
         )
         .route(
+            "/v1/members/import",
+            post(members::import).layer(DefaultBodyLimit::max(max_upload)),
+        )
+        .route(
             "/v1/members/{id}",
             put(members::put_member).get(members::get_member),
+        )
+        .route("/v1/eligibility", post(eligibility::check))
+        .route(
+            "/v1/members/{id}/entitlements",
+            get(eligibility::entitlements),
         )
         .route("/v1/bookings", post(bookings::create).get(bookings::list))
         .route("/v1/bookings/{id}", get(bookings::get_one))
@@ -93,6 +106,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/provider/bookings", get(provider::list))
         .route("/v1/provider/bookings/{id}", get(provider::get_one))
         .route("/v1/provider/bookings/{id}/events", post(provider::event))
+        .route("/v1/ops/exceptions", get(ops::cases))
+        .route("/v1/ops/exceptions/{id}", get(ops::case))
         .route("/v1/ops/audit", get(ops::query))
         .route("/v1/ops/audit/export", get(ops::export))
         .route("/v1/ops/audit/verify", get(ops::verify))

@@ -1,6 +1,6 @@
 //! `GET /openapi.json`, generated from the handlers' annotations and DTO types.
 
-use super::{admin, bookings, members, ops, provider, service};
+use super::{admin, bookings, eligibility, members, ops, provider, service};
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 
@@ -12,11 +12,12 @@ use utoipa::OpenApi;
         admin::put_partner, admin::create_partner_key, admin::put_catalog, admin::put_provider,
         admin::get_provider, admin::list_providers, admin::create_provider_key,
         admin::put_operator, admin::create_operator_key, admin::run_job,
-        members::put_policy, members::get_policy, members::put_member, members::get_member,
+        members::put_policy, members::get_policy, members::put_member, members::get_member, members::import,
+        eligibility::check, eligibility::entitlements,
         bookings::create, bookings::get_one, bookings::list, bookings::cancel,
         bookings::reschedule, bookings::routing, bookings::timeline,
         provider::list, provider::get_one, provider::event,
-        ops::query, ops::export, ops::verify,
+        ops::cases, ops::case, ops::query, ops::export, ops::verify,
     ),
     tags((name = "admin"), (name = "partner"), (name = "provider"), (name = "operator"), (name = "service"))
 )]

@@ -1,16 +1,18 @@
-//! Operator routes: the audit chain (query, export, verify).
+//! Operator routes: exception cases (read) and the audit chain (query, export, verify).
 
-use super::extract::{json_ok, parse_query, Caller};
+use super::extract::{json_ok, parse_query, path_id, Caller};
 use super::validate::Checks;
 use super::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
 use store::audit::{self, AuditEntry};
+use store::keys::{self, table};
+use workflows::case::ExceptionCase;
 use workflows::Date;
 
 /// Entries one query may examine, and page sizes.
@@ -162,4 +164,83 @@ pub(crate) async fn verify(
         .await
         .map_err(ApiError::internal)??;
     json_ok(&report)
+}
+
+#[derive(Deserialize)]
+struct CaseQuery {
+    state: Option<String>,
+    #[serde(rename = "type")]
+    case_type: Option<String>,
+    booking_id: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Exception cases, newest first, filtered by state, type or booking.
+#[utoipa::path(get, path = "/v1/ops/exceptions", tag = "operator",
+    params(("state" = Option<String>, Query), ("type" = Option<String>, Query), ("booking_id" = Option<String>, Query), ("limit" = Option<usize>, Query)),
+    responses((status = 200, description = "`{items}`")))]
+pub(crate) async fn cases(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    operator(&caller)?;
+    let q: CaseQuery = parse_query(raw.as_deref())?;
+    let mut c = Checks::default();
+    let limit = q.limit.unwrap_or(PAGE_DEFAULT);
+    c.check(
+        (1..=PAGE_MAX).contains(&limit),
+        "limit",
+        "must be 1 to 1000",
+    );
+    let booking = q.booking_id.as_deref().map(|b| {
+        let id = workflows::BookingId::parse(b).ok();
+        c.check(id.is_some(), "booking_id", "is not a booking id");
+        id
+    });
+    c.done()?;
+    let store = &state.store;
+    let list: Vec<ExceptionCase> = match booking.flatten() {
+        Some(id) => crate::queries::booking_cases(store, id)?,
+        None => {
+            let mut out = Vec::new();
+            for (scanned, item) in store.scan_prefix(&[table::CASE]).rev().enumerate() {
+                if scanned >= SCAN_MAX {
+                    break;
+                }
+                let (_, v) = item.map_err(store::Error::from)?;
+                out.push(store::codec::decode(&v)?);
+            }
+            out
+        }
+    };
+    let items: Vec<serde_json::Value> = list
+        .iter()
+        .filter(|k| q.state.as_deref().is_none_or(|s| k.state.as_str() == s))
+        .filter(|k| {
+            q.case_type
+                .as_deref()
+                .is_none_or(|t| k.case_type.as_str() == t)
+        })
+        .take(limit)
+        .map(crate::views::case_view)
+        .collect();
+    json_ok(&serde_json::json!({ "items": items }))
+}
+
+/// One exception case.
+#[utoipa::path(get, path = "/v1/ops/exceptions/{id}", tag = "operator",
+    responses((status = 200, description = "the case"), (status = 404, description = "unknown")))]
+pub(crate) async fn case(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw_id): Path<String>,
+) -> Result<Response, ApiError> {
+    operator(&caller)?;
+    let id = path_id(&raw_id, "exception", workflows::CaseId::parse)?;
+    let c: ExceptionCase = state
+        .store
+        .get(&keys::one(table::CASE, id.as_bytes()))?
+        .ok_or_else(|| ApiError::NotFound(format!("exception {raw_id}")))?;
+    json_ok(&crate::views::case_view(&c))
 }

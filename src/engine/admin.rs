@@ -139,6 +139,38 @@ pub(super) fn put_member(tx: &mut Tx<'_, '_>, m: &Member) -> Exec<Done> {
     Done::json(status, &views::member_view(&rec))
 }
 
+pub(super) fn import_members(tx: &mut Tx<'_, '_>, members: &[Member]) -> Exec<Done> {
+    let (mut created, mut replaced) = (0u64, 0u64);
+    for m in members {
+        let key = keys::scoped(
+            table::MEMBER,
+            m.partner_id.as_str(),
+            m.id.as_str().as_bytes(),
+        );
+        let (status, _) = upsert(
+            tx,
+            key,
+            m.clone(),
+            |o| o.created_at,
+            |r, c, u| {
+                r.created_at = c;
+                r.updated_at = u;
+            },
+        )?;
+        if status == 201 {
+            created += 1;
+        } else {
+            replaced += 1;
+        }
+    }
+    let mut done = Done::json(
+        200,
+        &serde_json::json!({ "created": created, "replaced": replaced }),
+    )?;
+    done.reason = Some(format!("{} roster rows", members.len()));
+    Ok(done)
+}
+
 pub(super) fn create_key(
     tx: &mut Tx<'_, '_>,
     owner: &KeyOwner,

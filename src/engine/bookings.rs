@@ -1,7 +1,7 @@
 //! Booking commands: admission (`POST /v1/bookings`) and every later transition.
 
+use super::eligibility::{self, Ask};
 use super::exec::{Done, Exec, Fail, Tx};
-use super::routing::{self, RouteInput};
 use super::{effects, BookingAction, NewBookingRequest};
 use crate::auth::Principal;
 use crate::error::{ApiError, Reason};
@@ -10,109 +10,49 @@ use store::keys::{self, table};
 use workflows::booking::{
     self, BookingCommand, BookingRecord, NewBooking, RouteChoice, RouteTrigger,
 };
-use workflows::network::{CatalogService, Provider};
-use workflows::policy::{Member, Policy};
+use workflows::network::Provider;
 use workflows::{BookingId, Date, Millis, ProviderId};
 
 pub(super) fn booking_key(id: BookingId) -> Vec<u8> {
     keys::one(table::BOOKING, id.as_bytes())
 }
 
-fn reason(code: &'static str, message: impl Into<String>) -> Reason {
-    Reason {
-        code,
-        message: message.into(),
-    }
-}
-
-/// Admits a booking: catalog → member → policy in force → route → reserve → persist.
+/// Admits a booking: catalog → member → policy in force → route → rules and pricing →
+/// reserve (capacity, entitlement) → persist. Ineligible: 422 with every reason, nothing kept.
 pub(super) fn create(tx: &mut Tx<'_, '_>, req: &NewBookingRequest) -> Exec<Done> {
-    let mut report_tat = Millis(0);
-    for code in &req.services {
-        let service: Option<CatalogService> = tx
-            .txn
-            .get(&keys::one(table::CATALOG, code.as_str().as_bytes()))?;
-        match service {
-            Some(s) => report_tat = report_tat.max(s.report_tat),
-            None => {
-                return Err(ApiError::Unprocessable(
-                    "unknown_service",
-                    format!("service {code} is not in the catalog"),
-                )
-                .into())
-            }
-        }
-    }
     let partner = req.partner_id.as_str();
-    let member: Option<Member> = tx.txn.get(&keys::scoped(
-        table::MEMBER,
-        partner,
-        req.member_id.as_str().as_bytes(),
-    ))?;
-    let Some(member) = member else {
-        return Err(ApiError::Ineligible(vec![reason(
-            "member_not_found",
-            format!("member {} does not exist", req.member_id),
-        )])
-        .into());
-    };
-    let policy: Option<Policy> = tx.txn.get(&keys::scoped(
-        table::POLICY,
-        partner,
-        member.policy_id.as_str().as_bytes(),
-    ))?;
-    let mut reasons = Vec::new();
-    let slot_day = Date::india_of(req.slot.start);
-    let tiers = match &policy {
-        Some(p) if p.in_force_on(slot_day) => p.network_tiers.clone(),
-        Some(p) => {
-            reasons.push(reason(
-                "policy_inactive",
-                format!(
-                    "policy {} is in force {}..{}, not on {slot_day}",
-                    p.id, p.valid_from, p.valid_to
-                ),
-            ));
-            p.network_tiers.clone()
-        }
-        None => {
-            reasons.push(reason(
-                "policy_inactive",
-                format!("policy {} does not exist", member.policy_id),
-            ));
-            Vec::new()
-        }
-    };
-    let address = req.address.clone().unwrap_or(booking::Address {
-        pincode: member.pincode.clone(),
-        lat: None,
-        lon: None,
-    });
-    let route = routing::decide(
+    let a = eligibility::assess(
         tx.txn,
-        &RouteInput {
+        &Ask {
+            partner: &req.partner_id,
+            member_id: &req.member_id,
             services: &req.services,
-            address: &address,
             slot: req.slot,
+            address: req.address.as_ref(),
             tried: &[],
-            allowed_tiers: &tiers,
+            attempt: 1,
+            trigger: RouteTrigger::Initial,
+            now: tx.now,
+            holding: None,
         },
-        1,
-        RouteTrigger::Initial,
-        tx.now,
     )?;
-    if route.provider_id.is_none() {
-        reasons.push(reason(
-            "network_not_covered",
-            format!(
-                "no active provider serves pincode {} with every requested service",
-                address.pincode
-            ),
-        ));
+    if !a.verdict.eligible() {
+        return Err(ApiError::Ineligible(
+            a.verdict
+                .reasons
+                .iter()
+                .map(|r| Reason {
+                    code: r.code.as_str(),
+                    message: r.message.clone(),
+                })
+                .collect(),
+        )
+        .into());
     }
-    if !reasons.is_empty() {
-        return Err(ApiError::Ineligible(reasons).into());
-    }
+    let (Some(member), Some(ledger)) = (a.member, a.ledger) else {
+        return Err(ApiError::internal("an eligible booking has a member and a ledger").into());
+    };
+    let (route, address, report_tat) = (a.route, a.address, a.report_tat);
     let new = NewBooking {
         id: req.id,
         partner_id: req.partner_id.clone(),
@@ -124,6 +64,7 @@ pub(super) fn create(tx: &mut Tx<'_, '_>, req: &NewBookingRequest) -> Exec<Done>
         address,
         partner_ref: req.partner_ref.clone(),
         report_tat,
+        ledger,
     };
     let (record, fx) = BookingRecord::admit(new, route, &tx.ctx.sla, tx.now)
         .map_err(|e| Fail::Api(ApiError::internal(e)))?;
@@ -192,33 +133,31 @@ fn allowed(principal: &Principal, action: &BookingAction) -> bool {
     }
 }
 
-/// The next routing decision for a booking leaving its provider.
+/// The next routing decision for a booking leaving its provider, priced with the booking's
+/// own reservation counted as available again.
 pub(super) fn next_route(
     tx: &Tx<'_, '_>,
     record: &BookingRecord,
     trigger: RouteTrigger,
 ) -> Exec<RouteChoice> {
     let b = &record.booking;
-    let policy: Option<Policy> = tx.txn.get(&keys::scoped(
-        table::POLICY,
-        b.partner_id.as_str(),
-        b.policy_id.as_str().as_bytes(),
-    ))?;
-    let tiers = policy.map(|p| p.network_tiers).unwrap_or_default();
     let tried = b.tried();
-    Ok(routing::decide(
+    let a = eligibility::assess(
         tx.txn,
-        &RouteInput {
+        &Ask {
+            partner: &b.partner_id,
+            member_id: &b.member_id,
             services: &b.services,
-            address: &b.address,
             slot: b.slot,
+            address: Some(&b.address),
             tried: &tried,
-            allowed_tiers: &tiers,
+            attempt: b.routing.len() as u32 + 1,
+            trigger,
+            now: tx.now,
+            holding: Some(b),
         },
-        b.routing.len() as u32 + 1,
-        trigger,
-        tx.now,
-    )?)
+    )?;
+    Ok(a.route)
 }
 
 fn provider_grace(tx: &Tx<'_, '_>, provider: Option<&ProviderId>) -> Exec<Millis> {

@@ -6,6 +6,7 @@ use store::keys::{self, table};
 use workflows::booking::Booking;
 use workflows::case::ExceptionCase;
 use workflows::effect::{CapacityMove, Effect, TimerPhase, TimerSpec};
+use workflows::eligibility::{apply_move, MoveKind, Usage};
 use workflows::sla::SlaKind;
 use workflows::{CaseId, Date, EventType};
 
@@ -102,6 +103,12 @@ pub(super) fn apply(tx: &mut Tx<'_, '_>, booking: &Booking, effects: &[Effect]) 
                 )?;
                 emit(tx, EventType::ExceptionOpened);
             }
+            Effect::Entitlement {
+                kind,
+                benefit,
+                count,
+                amount,
+            } => ledger_move(tx, booking, *kind, benefit, *count, *amount)?,
             Effect::Capacity {
                 provider_id,
                 movement,
@@ -117,6 +124,56 @@ pub(super) fn apply(tx: &mut Tx<'_, '_>, booking: &Booking, effects: &[Effect]) 
             }
         }
     }
+    Ok(())
+}
+
+/// One entitlement ledger move, recorded with the booking that caused it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct LedgerMove {
+    pub at: workflows::Timestamp,
+    pub booking_id: workflows::BookingId,
+    pub member_id: workflows::MemberId,
+    pub policy_id: workflows::PolicyId,
+    pub year_start: Date,
+    pub benefit: String,
+    pub kind: MoveKind,
+    pub count: u32,
+    pub amount: workflows::Paise,
+}
+
+fn ledger_move(
+    tx: &mut Tx<'_, '_>,
+    booking: &Booking,
+    kind: MoveKind,
+    benefit: &str,
+    count: u32,
+    amount: workflows::Paise,
+) -> Exec<()> {
+    let l = &booking.ledger;
+    let key = super::eligibility::ledger_key(&booking.partner_id, l, benefit);
+    let mut usage: Usage = tx.txn.get(&key)?.unwrap_or_default();
+    apply_move(&mut usage, kind, count, amount);
+    tx.txn.put(key, &usage)?;
+    let record = LedgerMove {
+        at: tx.now,
+        booking_id: booking.id,
+        member_id: booking.member_id.clone(),
+        policy_id: l.policy_id.clone(),
+        year_start: l.year_start,
+        benefit: benefit.to_owned(),
+        kind,
+        count,
+        amount,
+    };
+    let id = uuid::Uuid::now_v7();
+    tx.txn.put(
+        keys::entitlement_move(
+            booking.partner_id.as_str(),
+            l.holder.as_str(),
+            id.as_bytes(),
+        ),
+        &record,
+    )?;
     Ok(())
 }
 

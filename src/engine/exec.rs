@@ -22,6 +22,15 @@ impl From<ApiError> for Fail {
     }
 }
 
+impl From<super::eligibility::Fault> for Fail {
+    fn from(f: super::eligibility::Fault) -> Fail {
+        match f {
+            super::eligibility::Fault::Api(e) => Fail::Api(e),
+            super::eligibility::Fault::Store(e) => Fail::Store(e),
+        }
+    }
+}
+
 impl From<store::Error> for Fail {
     fn from(e: store::Error) -> Fail {
         Fail::Store(e)
@@ -156,6 +165,7 @@ pub(super) fn kind_of(cmd: &Command) -> &'static str {
         Command::PutOperator(_) => "put_operator",
         Command::PutPolicy(_) => "put_policy",
         Command::PutMember(_) => "put_member",
+        Command::ImportMembers(_) => "import_members",
         Command::CreateBooking(_) => "create_booking",
         Command::Booking { .. } => "booking_action",
         Command::FireTimer { .. } => "fire_timer",
@@ -193,6 +203,15 @@ fn describe(cmd: &Command) -> (String, Target) {
         Command::PutMember(m) => (
             "member.put".into(),
             target("member", format!("{}/{}", m.partner_id, m.id)),
+        ),
+        Command::ImportMembers(list) => (
+            "member.import".into(),
+            target(
+                "partner",
+                list.first()
+                    .map(|m| m.partner_id.to_string())
+                    .unwrap_or_default(),
+            ),
         ),
         Command::CreateBooking(b) => ("booking.create".into(), target("booking", b.id.to_string())),
         Command::Booking { id, action } => (
@@ -237,6 +256,7 @@ fn dispatch(tx: &mut Tx<'_, '_>) -> Exec<Done> {
         Command::PutOperator(o) => admin::put_operator(tx, o),
         Command::PutPolicy(p) => admin::put_policy(tx, p),
         Command::PutMember(m) => admin::put_member(tx, m),
+        Command::ImportMembers(list) => admin::import_members(tx, list),
         Command::CreateBooking(b) => bookings::create(tx, b),
         Command::Booking { id, action } => bookings::act(tx, *id, action),
         Command::FireTimer { key } => timers::fire(tx, key),

@@ -10,6 +10,7 @@ mod bookings;
 mod committer;
 mod cron;
 mod effects;
+pub mod eligibility;
 mod exec;
 pub mod routing;
 mod timers;
@@ -25,6 +26,7 @@ use workflows::{BookingId, MemberId, Paise, PartnerId, ServiceCode};
 
 pub use committer::{spawn, EngineContext, TimerWake};
 pub use cron::{run_key as cron_run_key, CronRun};
+pub use effects::LedgerMove;
 
 /// A command plus who sent it and how to deduplicate it.
 #[derive(Debug)]
@@ -58,6 +60,8 @@ pub enum Command {
     PutOperator(Operator),
     PutPolicy(Policy),
     PutMember(Member),
+    /// Upserts a chunk of a CSV roster (rows already validated).
+    ImportMembers(Vec<Member>),
     CreateBooking(NewBookingRequest),
     Booking {
         id: BookingId,

@@ -3,10 +3,9 @@
 //! decision sees every reservation made earlier in the same batch.
 
 use store::keys::{self, table};
-use store::Txn;
+use store::Reader;
 use workflows::booking::{
-    Address, Amounts, Candidate, Excluded, Exclusion, ProviderTerms, RouteChoice, RouteTrigger,
-    ScoreComponents, Slot,
+    Address, Candidate, Excluded, Exclusion, RouteChoice, RouteTrigger, ScoreComponents, Slot,
 };
 use workflows::network::{GeoPoint, Provider};
 use workflows::time::IST_OFFSET_MS;
@@ -45,21 +44,22 @@ pub fn open_at(p: &Provider, slot: Slot) -> bool {
         .any(|r| start >= r.open_min as i64 && end <= r.close_min as i64)
 }
 
-pub fn capacity_used(txn: &Txn<'_>, provider: &ProviderId, day: Date) -> store::Result<u32> {
+pub fn capacity_used(txn: &impl Reader, provider: &ProviderId, day: Date) -> store::Result<u32> {
     Ok(txn
         .get::<u32>(&keys::capacity(provider.as_str(), day.0))?
         .unwrap_or(0))
 }
 
-/// Decides the next provider for a booking. Never fails for a client's reason: a booking no
+/// Decides the next provider for a booking, returning the decision (without terms: pricing
+/// adds them) and the chosen provider. Never fails for a client's reason: a booking no
 /// provider can serve gets a decision with `provider_id: None` and every exclusion listed.
 pub fn decide(
-    txn: &Txn<'_>,
+    txn: &impl Reader,
     input: &RouteInput<'_>,
     attempt: u32,
     trigger: RouteTrigger,
     now: Timestamp,
-) -> store::Result<RouteChoice> {
+) -> store::Result<(RouteChoice, Option<Provider>)> {
     let day = Date::india_of(input.slot.start);
     let here = match (input.address.lat, input.address.lon) {
         (Some(lat), Some(lon)) => Some(GeoPoint { lat, lon }),
@@ -118,32 +118,17 @@ pub fn decide(
             .total_cmp(&b.0.distance_km)
             .then_with(|| a.0.provider_id.cmp(&b.0.provider_id))
     });
-    let chosen = candidates.first().map(|(c, p)| {
-        let gross = p.gross(input.services);
-        (
-            c.provider_id.clone(),
-            ProviderTerms {
-                accept_within: p.accept_within,
-                fulfil_grace: p.fulfil_grace,
-                amounts: Amounts {
-                    gross,
-                    covered: gross,
-                    copay: workflows::Paise::ZERO,
-                },
-            },
-        )
-    });
-    let (provider_id, terms) = match chosen {
-        Some((id, terms)) => (Some(id), Some(terms)),
-        None => (None, None),
-    };
-    Ok(RouteChoice {
-        attempt,
-        trigger,
-        decided_at: now,
-        provider_id,
-        terms,
-        candidates: candidates.into_iter().map(|(c, _)| c).collect(),
-        excluded,
-    })
+    let chosen = candidates.first().map(|(_, p)| p.clone());
+    Ok((
+        RouteChoice {
+            attempt,
+            trigger,
+            decided_at: now,
+            provider_id: chosen.as_ref().map(|p| p.id.clone()),
+            terms: None,
+            candidates: candidates.into_iter().map(|(c, _)| c).collect(),
+            excluded,
+        },
+        chosen,
+    ))
 }

@@ -31,6 +31,8 @@ pub mod table {
     pub const IDEMPOTENCY_BY_TIME: u8 = 0x14;
     pub const CASE_BY_BOOKING: u8 = 0x15;
     pub const CRON_RUN: u8 = 0x16;
+    pub const ENTITLEMENT: u8 = 0x17;
+    pub const ENTITLEMENT_MOVE: u8 = 0x18;
 }
 
 const SEP: u8 = 0x00;
@@ -98,6 +100,32 @@ pub fn capacity(provider: &str, day: i32) -> Vec<u8> {
         table::CAPACITY,
         provider,
         &((day as u32) ^ 0x8000_0000).to_be_bytes(),
+    )
+}
+
+/// Ledger row: `ENTITLEMENT ‖ partner ‖ 0 ‖ holder ‖ 0 ‖ policy ‖ 0 ‖ year start (i32, sortable) ‖ benefit`.
+pub fn entitlement(
+    partner: &str,
+    holder: &str,
+    policy: &str,
+    year_start: i32,
+    benefit: &str,
+) -> Vec<u8> {
+    let mut tail = ((year_start as u32) ^ 0x8000_0000).to_be_bytes().to_vec();
+    tail.extend_from_slice(benefit.as_bytes());
+    compose(
+        table::ENTITLEMENT,
+        &[partner.as_bytes(), holder.as_bytes(), policy.as_bytes()],
+        &tail,
+    )
+}
+
+/// Ledger move: `ENTITLEMENT_MOVE ‖ partner ‖ 0 ‖ holder ‖ 0 ‖ move id (UUIDv7, time-ordered)`.
+pub fn entitlement_move(partner: &str, holder: &str, move_id: &[u8; 16]) -> Vec<u8> {
+    compose(
+        table::ENTITLEMENT_MOVE,
+        &[partner.as_bytes(), holder.as_bytes()],
+        move_id,
     )
 }
 

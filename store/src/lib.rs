@@ -11,10 +11,12 @@ pub mod codec;
 mod db;
 mod error;
 pub mod keys;
+mod reader;
 mod txn;
 
 pub use db::{CommitStats, Store, StoreConfig};
 pub use error::Error;
+pub use reader::Reader;
 pub use txn::Txn;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

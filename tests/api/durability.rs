@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
@@ -322,4 +323,95 @@ async fn a_pending_sla_timer_fires_after_sigkill() {
         BLR_FULL.contains(&b["provider_id"].as_str().unwrap_or("")),
         "{b}"
     );
+}
+
+/// Runs booking `b` through accept, started, completed, recording each ack in `acked`;
+/// stops at the first request that gets no answer.
+async fn run_chain(
+    app: &TestApp,
+    w: &World,
+    b: Acked,
+    acked: &Mutex<HashMap<String, Acked>>,
+    acks: &AtomicUsize,
+    enough: &Notify,
+) {
+    let key = &w.provider(&b.provider_id).key;
+    for event in ["accept", "started", "completed"] {
+        let rb = app
+            .request(
+                Method::POST,
+                &format!("/v1/provider/bookings/{}/events", b.id),
+                Some(key),
+            )
+            .json(&json!({ "type": event }));
+        match app.try_send(rb).await {
+            Ok(r) if r.status == 200 => {
+                let view = Acked::from_view(&r.json());
+                acked.lock().expect("ack map").insert(view.id.clone(), view);
+                if acks.fetch_add(1, Ordering::SeqCst) + 1 == 60 {
+                    enough.notify_one();
+                }
+            }
+            Ok(r) => panic!("{event} on {}: {} {}", b.id, r.status, r.text()),
+            Err(_) => return,
+        }
+    }
+}
+
+#[tokio::test]
+async fn sigkill_mid_load_keeps_acked_moves_and_whole_transitions() {
+    let mut app = TestApp::spawn().await;
+    let w = World::build(&app).await;
+    let pa = &w.partner;
+    let created = create_many(&app, pa, "midload", 80, 16).await;
+    let acked: Mutex<HashMap<String, Acked>> =
+        Mutex::new(created.iter().map(|a| (a.id.clone(), a.clone())).collect());
+    let (acks, enough) = (AtomicUsize::new(0), Notify::new());
+
+    let app_ref = &app;
+    let load = stream::iter(created)
+        .map(|b| run_chain(app_ref, &w, b, &acked, &acks, &enough))
+        .buffer_unordered(16)
+        .collect::<Vec<()>>();
+    let crash = async {
+        tokio::time::timeout(START_DEADLINE, enough.notified())
+            .await
+            .expect("60 events were not acked within 30 s");
+        app_ref.signal("KILL").await;
+    };
+    futures::join!(load, crash);
+    let _ = app.wait_exit().await;
+
+    app.restart().await;
+    let acked = acked.into_inner().expect("ack map");
+    for a in acked.values() {
+        let got = app.get_booking(&pa.key, &a.id).await.ok(200);
+        let (have, want) = (got["version"].as_i64(), a.version.as_i64());
+        assert!(
+            have >= want,
+            "{}: acked v{want:?} {}, read back {got}",
+            a.id,
+            a.state
+        );
+        if have == want {
+            assert_eq!(
+                got["state"],
+                a.state.as_str(),
+                "{}: same version, other state",
+                a.id
+            );
+        }
+        // The record and its audit entry were written together.
+        let tl = app.timeline(&pa.key, &a.id).await.ok(200);
+        let last = tl["items"]
+            .as_array()
+            .and_then(|i| i.iter().rev().find_map(|e| e["to_state"].as_str()));
+        assert_eq!(
+            last,
+            got["state"].as_str(),
+            "{}: timeline ends elsewhere: {tl}",
+            a.id
+        );
+    }
+    assert_eq!(app.list_all_bookings(&pa.key, "").await.len(), acked.len());
 }

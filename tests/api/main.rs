@@ -9,4 +9,5 @@ mod idempotency;
 mod lifecycle;
 mod routing;
 mod service;
+mod sla;
 mod tenancy;

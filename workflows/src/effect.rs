@@ -125,6 +125,13 @@ pub enum Effect {
         provider_id: Option<ProviderId>,
         detail: String,
     },
+    /// Move the booking's benefit usage in the entitlement ledger.
+    Entitlement {
+        kind: crate::eligibility::MoveKind,
+        benefit: String,
+        count: u32,
+        amount: crate::money::Paise,
+    },
     /// Move a provider's capacity counter for the booking's service day.
     Capacity {
         provider_id: ProviderId,

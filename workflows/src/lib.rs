@@ -9,6 +9,7 @@
 pub mod booking;
 pub mod case;
 pub mod effect;
+pub mod eligibility;
 pub mod ids;
 pub mod money;
 pub mod network;

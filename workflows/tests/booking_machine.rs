@@ -2,12 +2,15 @@
 //! command sequences.
 
 use proptest::prelude::*;
+use workflows::booking::LedgerRef;
 use workflows::booking::{
     apply, Address, Amounts, BookingCommand, BookingRecord, BookingState, Mode, NewBooking,
     ProviderTerms, RouteChoice, RouteTrigger, SlaRules, Slot,
 };
 use workflows::effect::{CapacityMove, CaseType, Effect, EventType, TimerPhase, TimerSpec};
+use workflows::eligibility::{CoverLine, MoveKind};
 use workflows::sla::{SlaKind, SlaState};
+use workflows::Date;
 use workflows::{
     BookingId, MemberId, Millis, Paise, PartnerId, PolicyId, ProviderId, ServiceCode, Timestamp,
 };
@@ -25,9 +28,15 @@ fn route(provider: Option<&str>, attempt: u32, trigger: RouteTrigger, now: i64) 
             fulfil_grace: Millis(120 * MIN),
             amounts: Amounts {
                 gross: Paise(40_000),
-                covered: Paise(40_000),
-                copay: Paise(0),
+                covered: Paise(32_000),
+                copay: Paise(8_000),
             },
+            cover: vec![CoverLine {
+                benefit: "category:lab".into(),
+                gross: Paise(40_000),
+                covered: Paise(32_000),
+                copay: Paise(8_000),
+            }],
         }),
         candidates: vec![],
         excluded: vec![],
@@ -53,6 +62,11 @@ fn admit() -> (BookingRecord, Vec<Effect>) {
         },
         partner_ref: None,
         report_tat: Millis(24 * 60 * MIN),
+        ledger: LedgerRef {
+            holder: MemberId::parse("m1").unwrap(),
+            policy_id: PolicyId::parse("pol").unwrap(),
+            year_start: Date(0),
+        },
     };
     BookingRecord::admit(
         new,
@@ -326,6 +340,25 @@ fn reschedule_rearms_the_fulfilment_sla() {
     );
 }
 
+/// Net visits reserved by a list of effects (reserve +1, consume or release of a visit −1).
+fn visits(fx: &[Effect]) -> i64 {
+    fx.iter()
+        .map(|e| match e {
+            Effect::Entitlement {
+                kind: MoveKind::Reserve,
+                count,
+                ..
+            } => *count as i64,
+            Effect::Entitlement {
+                kind: MoveKind::Consume | MoveKind::Release,
+                count,
+                ..
+            } => -(*count as i64),
+            _ => 0,
+        })
+        .sum()
+}
+
 fn any_command() -> impl Strategy<Value = BookingCommand> {
     let kinds = prop_oneof![
         Just(SlaKind::Acceptance),
@@ -386,6 +419,8 @@ proptest! {
     fn random_sequences_keep_the_booking_valid(cmds in proptest::collection::vec(any_command(), 0..40)) {
         let (mut r, fx) = admit();
         let mut reserved: i64 = fx.iter().filter(|e| matches!(e, Effect::Capacity { movement: CapacityMove::Reserve, .. })).count() as i64;
+        // Entitlement visits held (reserved and not yet consumed or released).
+        let mut held: i64 = visits(&fx);
         let mut now = 0;
         for cmd in cmds {
             now += MIN;
@@ -397,6 +432,7 @@ proptest! {
                         prop_assert_eq!(next.state(), before.state());
                         prop_assert!(fx.is_empty());
                     }
+                    held += visits(&fx);
                     for e in &fx {
                         if let Effect::Capacity { movement, .. } = e {
                             reserved += match movement { CapacityMove::Reserve => 1, CapacityMove::Release => -1 };
@@ -407,6 +443,9 @@ proptest! {
                 Err(_) => prop_assert_eq!(&r, &before),
             }
             prop_assert!(reserved == 0 || reserved == 1, "capacity reserved {}", reserved);
+            prop_assert!(held == 0 || held == 1, "entitlement visits held {}", held);
+            let active = !r.state().is_terminal();
+            prop_assert_eq!(held == 1, active);
             let holds = r.booking.provider_id.is_some() && !matches!(r.state(), BookingState::Cancelled | BookingState::NoShow | BookingState::Failed);
             prop_assert_eq!(reserved == 1, holds);
             for kind in [SlaKind::Acceptance, SlaKind::Fulfilment, SlaKind::Report] {

@@ -120,18 +120,24 @@ impl TestApp {
 
     /// Sends SIGTERM without waiting (the process keeps running until it decides to stop).
     pub(crate) async fn signal_term(&self) {
+        self.signal("TERM").await;
+    }
+
+    /// Sends signal `name` (`TERM`, `KILL`, ...) via `kill(1)` without waiting; lets a test
+    /// signal the server while its own requests are in flight. Follow with `wait_exit`.
+    pub(crate) async fn signal(&self, name: &str) {
         let pid = self
             .child
             .as_ref()
             .and_then(Child::id)
-            .expect("signal_term: no server running");
+            .expect("signal: no server running");
         let st = Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{name}"))
             .arg(pid.to_string())
             .status()
             .await
-            .expect("run kill -TERM");
-        assert!(st.success(), "kill -TERM {pid} failed: {st:?}");
+            .expect("run kill");
+        assert!(st.success(), "kill -{name} {pid} failed: {st:?}");
     }
 
     /// Waits (bounded) for the process to exit after a signal; returns its exit status.

@@ -18,8 +18,9 @@
 //! Every accepted command bumps `version` and `updated_at`. A rejected command changes nothing:
 //! [`apply`] works on a copy and returns it only on success.
 
-use super::model::{Amounts, Booking, BookingState, NewBooking, RouteChoice, Slot};
+use super::model::{Amounts, Booking, BookingState, CoverState, NewBooking, RouteChoice, Slot};
 use crate::effect::{CapacityMove, CaseType, Effect, EventType, TimerPhase, TimerSpec};
+use crate::eligibility::{consumption, CoverLine, MoveKind};
 use crate::money::Paise;
 use crate::sla::{SlaEntry, SlaKind, SlaState};
 use crate::time::{Millis, Timestamp};
@@ -151,6 +152,9 @@ impl BookingRecord {
             provider_id: Some(provider_id.clone()),
             routing: vec![route],
             amounts: terms.amounts,
+            ledger: new.ledger,
+            cover: terms.cover.clone(),
+            cover_state: CoverState::Reserved,
             sla: Vec::new(),
             report_url: None,
             billed: None,
@@ -163,6 +167,7 @@ impl BookingRecord {
             provider_id,
             movement: CapacityMove::Reserve,
         }];
+        effects.extend(cover_moves(&terms.cover, MoveKind::Reserve));
         let entry = SlaEntry::open(
             SlaKind::Acceptance,
             now,
@@ -218,6 +223,16 @@ pub fn apply(
     booking.version += 1;
     booking.updated_at = now;
     Ok((BookingRecord { booking, machine }, effects))
+}
+
+/// One move per cover line: a visit and the covered amount.
+fn cover_moves(cover: &[CoverLine], kind: MoveKind) -> impl Iterator<Item = Effect> + '_ {
+    cover.iter().map(move |l| Effect::Entitlement {
+        kind,
+        benefit: l.benefit.clone(),
+        count: 1,
+        amount: l.covered,
+    })
 }
 
 /// The per-command context handed to every state handler.
@@ -276,15 +291,55 @@ impl Step<'_> {
         }
     }
 
+    /// Gives the whole benefit reservation back (cancel, no-show, failure).
+    fn release_cover(&mut self) {
+        if self.booking.cover_state == CoverState::Reserved {
+            let moves: Vec<Effect> = cover_moves(&self.booking.cover, MoveKind::Release).collect();
+            self.effects.extend(moves);
+            self.booking.cover_state = CoverState::Released;
+        }
+    }
+
+    /// Consumes what was billed (at the reserved coverage ratio) and releases the rest.
+    fn consume_cover(&mut self, billed: Paise) {
+        if self.booking.cover_state != CoverState::Reserved {
+            return;
+        }
+        let consumed = consumption(&self.booking.cover, billed);
+        for (line, take) in self.booking.cover.iter().zip(consumed) {
+            self.effects.push(Effect::Entitlement {
+                kind: MoveKind::Consume,
+                benefit: line.benefit.clone(),
+                count: 1,
+                amount: take,
+            });
+            let rest = line.covered.saturating_sub(take);
+            if rest > Paise::ZERO {
+                self.effects.push(Effect::Entitlement {
+                    kind: MoveKind::Release,
+                    benefit: line.benefit.clone(),
+                    count: 0,
+                    amount: rest,
+                });
+            }
+        }
+        self.booking.cover_state = CoverState::Consumed;
+    }
+
     /// Leaves the current provider for `next`: a new `pending_provider` or `failed`.
     fn reroute(&mut self, next: &RouteChoice) -> Outcome<State> {
         self.cancel_open_slas();
         self.release_capacity();
+        self.release_cover();
         self.booking.routing.push(next.clone());
         match (&next.provider_id, &next.terms) {
             (Some(provider_id), Some(terms)) => {
                 self.booking.provider_id = Some(provider_id.clone());
                 self.booking.amounts = terms.amounts;
+                self.booking.cover = terms.cover.clone();
+                self.booking.cover_state = CoverState::Reserved;
+                self.effects
+                    .extend(cover_moves(&terms.cover, MoveKind::Reserve));
                 self.effects.push(Effect::Capacity {
                     provider_id: provider_id.clone(),
                     movement: CapacityMove::Reserve,
@@ -357,6 +412,7 @@ impl Step<'_> {
     fn cancel(&mut self, reason: &str) -> Outcome<State> {
         self.cancel_open_slas();
         self.release_capacity();
+        self.release_cover();
         self.booking.cancel_reason = Some(reason.to_owned());
         self.emit(EventType::BookingCancelled);
         Transition(State::cancelled())
@@ -365,6 +421,7 @@ impl Step<'_> {
     fn no_show(&mut self) -> Outcome<State> {
         self.cancel_open_slas();
         self.release_capacity();
+        self.release_cover();
         Transition(State::no_show())
     }
 }
@@ -451,7 +508,9 @@ impl Flow {
             }
             BookingCommand::Completed { billed } => {
                 context.meet_sla(SlaKind::Report);
-                context.booking.billed = Some(billed.unwrap_or(context.booking.amounts.gross));
+                let billed = billed.unwrap_or(context.booking.amounts.gross);
+                context.booking.billed = Some(billed);
+                context.consume_cover(billed);
                 context.emit(EventType::BookingCompleted);
                 Transition(State::completed())
             }

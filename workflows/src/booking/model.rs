@@ -1,9 +1,10 @@
 //! Booking values: request, routing decisions, amounts and the public state names.
 
+use crate::eligibility::CoverLine;
 use crate::ids::{BookingId, MemberId, PartnerId, PolicyId, ProviderId, ServiceCode};
 use crate::money::Paise;
 use crate::sla::{SlaEntry, SlaKind};
-use crate::time::{Millis, Timestamp};
+use crate::time::{Date, Millis, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// How the service is delivered.
@@ -65,6 +66,25 @@ pub struct ProviderTerms {
     pub accept_within: Millis,
     pub fulfil_grace: Millis,
     pub amounts: Amounts,
+    /// What the booking takes from each benefit at this provider's price.
+    pub cover: Vec<CoverLine>,
+}
+
+/// Where a booking's entitlement moves are booked: the ledger row's owner and policy year.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerRef {
+    /// The member, or the family on a floater policy.
+    pub holder: MemberId,
+    pub policy_id: PolicyId,
+    pub year_start: Date,
+}
+
+/// Where the booking's benefit reservation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CoverState {
+    Reserved,
+    Consumed,
+    Released,
 }
 
 /// Why a routing attempt happened.
@@ -215,6 +235,9 @@ pub struct Booking {
     pub provider_id: Option<ProviderId>,
     pub routing: Vec<RouteChoice>,
     pub amounts: Amounts,
+    pub ledger: LedgerRef,
+    pub cover: Vec<CoverLine>,
+    pub cover_state: CoverState,
     pub sla: Vec<SlaEntry>,
     pub report_url: Option<String>,
     pub billed: Option<Paise>,
@@ -255,4 +278,5 @@ pub struct NewBooking {
     pub address: Address,
     pub partner_ref: Option<String>,
     pub report_tat: Millis,
+    pub ledger: LedgerRef,
 }
