@@ -162,6 +162,17 @@ pub struct Weights {
     pub price: f64,
 }
 
+impl From<Weights> for workflows::routing::Weights {
+    fn from(w: Weights) -> Self {
+        workflows::routing::Weights {
+            distance: w.distance,
+            quality: w.quality,
+            load: w.load,
+            price: w.price,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Reconciliation {

@@ -66,9 +66,12 @@ fn to_ts(dt: DateTime<FixedOffset>) -> Timestamp {
     Timestamp(dt.timestamp_millis())
 }
 
-/// The latest scheduled instant at or before `now`.
+/// The latest scheduled instant at or before `now` (whole seconds: croner would otherwise
+/// answer a matching second with `now` itself, milliseconds and all).
 fn latest_slot(cron: &Cron, now: Timestamp) -> Option<Timestamp> {
-    let at = india().timestamp_millis_opt(now.0).single()?;
+    let at = india()
+        .timestamp_millis_opt(now.0.div_euclid(1000) * 1000)
+        .single()?;
     cron.find_previous_occurrence(&at, true).ok().map(to_ts)
 }
 

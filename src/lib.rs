@@ -51,7 +51,7 @@ pub async fn run(
             at_risk_ratio: config.sla.at_risk_ratio,
             reroute_on_acceptance_breach: config.sla.reroute_on_acceptance_breach,
         },
-        weights: config.routing.weights,
+        weights: config.routing.weights.into(),
         queue_capacity: config.engine.queue_capacity,
         batch_commands_max: config.engine.batch_commands_max,
         timer_wake: timer_wake.clone(),
@@ -70,6 +70,8 @@ pub async fn run(
         admin_token: Arc::new(config.admin.token.clone()),
         max_body: config.server.max_body.0 as usize,
         max_upload: config.server.max_upload.0 as usize,
+        weights: config.routing.weights.into(),
+        limiter: api::rate_limiter(config.limits.requests_per_second, config.limits.burst),
         ready: ready.clone(),
     };
     let empty = store.scan_prefix(&[table::PARTNER]).next().is_none();

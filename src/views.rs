@@ -397,3 +397,45 @@ pub fn case_view(c: &ExceptionCase) -> serde_json::Value {
         })).collect::<Vec<_>>(),
     })
 }
+
+/// A booking as its provider sees it. Data minimisation: before `accept` only what is needed
+/// to decide (services, slot, pincode, its price, its SLA); the member's name, phone and
+/// full address appear once the provider has accepted.
+pub fn provider_booking_view(record: &BookingRecord, member: Option<&Member>) -> serde_json::Value {
+    let b = &record.booking;
+    let state = record.state();
+    let accepted = !matches!(
+        state,
+        workflows::booking::BookingState::PendingProvider
+            | workflows::booking::BookingState::Failed
+    );
+    let mut v = serde_json::json!({
+        "id": b.id.to_string(),
+        "state": state.as_str(),
+        "provider_id": b.provider_id.as_ref().map(|p| p.as_str()),
+        "services": b.services.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "mode": b.mode.as_str(),
+        "slot": { "start": rfc3339(b.slot.start), "end": rfc3339(b.slot.end) },
+        "address": { "pincode": b.address.pincode },
+        "amounts": { "currency": "INR", "gross_paise": b.amounts.gross.0 },
+        "sla": b.sla.iter().map(sla_view).collect::<Vec<_>>(),
+        "report_url": b.report_url,
+        "billed_paise": b.billed.map(|p| p.0),
+        "version": b.version,
+        "created_at": rfc3339(b.created_at),
+        "updated_at": rfc3339(b.updated_at),
+    });
+    if accepted {
+        v["address"] = serde_json::json!({
+            "pincode": b.address.pincode,
+            "lat": b.address.lat,
+            "lon": b.address.lon,
+        });
+        v["member"] = serde_json::json!({
+            "member_id": b.member_id.as_str(),
+            "name": member.map(|m| m.name.as_str()),
+            "phone": member.map(|m| m.phone.as_str()),
+        });
+    }
+    v
+}

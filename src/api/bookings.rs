@@ -178,9 +178,30 @@ pub(crate) fn visible_booking(
     }
 }
 
-pub(crate) fn render(store: &Store, record: &BookingRecord) -> Result<Response, ApiError> {
+/// The partner's (and operators') view of a booking.
+pub(crate) fn partner_json(
+    store: &Store,
+    record: &BookingRecord,
+) -> Result<serde_json::Value, ApiError> {
     let cases = queries::booking_cases(store, record.booking.id)?;
-    json_ok(&views::booking_view(record, &cases))
+    serde_json::to_value(views::booking_view(record, &cases)).map_err(ApiError::internal)
+}
+
+/// The provider's minimised view of a booking (see `views::provider_booking_view`).
+pub(crate) fn provider_json(
+    store: &Store,
+    record: &BookingRecord,
+) -> Result<serde_json::Value, ApiError> {
+    let member: Option<workflows::policy::Member> = store.get(&keys::scoped(
+        table::MEMBER,
+        record.booking.partner_id.as_str(),
+        record.booking.member_id.as_str().as_bytes(),
+    ))?;
+    Ok(views::provider_booking_view(record, member.as_ref()))
+}
+
+pub(crate) fn render(store: &Store, record: &BookingRecord) -> Result<Response, ApiError> {
+    json_ok(&partner_json(store, record)?)
 }
 
 /// One booking.
@@ -213,6 +234,7 @@ pub(crate) fn list_from_index(
     prefix: &[u8],
     q: &ListQuery,
     keep: impl Fn(&BookingRecord) -> bool,
+    render: impl Fn(&BookingRecord) -> Result<serde_json::Value, ApiError>,
 ) -> Result<Response, ApiError> {
     let mut c = Checks::default();
     let limit = q.limit.unwrap_or(PAGE_DEFAULT);
@@ -262,8 +284,7 @@ pub(crate) fn list_from_index(
             && to.is_none_or(|t| day <= t)
             && keep(&record);
         if wanted {
-            let cases = queries::booking_cases(store, id)?;
-            items.push(views::booking_view(&record, &cases));
+            items.push(render(&record)?);
         }
     }
     json_ok(&serde_json::json!({ "items": items, "next_cursor": next_cursor }))
@@ -289,11 +310,18 @@ pub(crate) async fn list(
         (None, None) => keys::compose(table::BOOKING_BY_PARTNER, &[p], &[]),
     };
     let member = q.member_id.clone();
-    list_from_index(&state.store, &prefix, &q, |r| {
-        member
-            .as_deref()
-            .is_none_or(|m| r.booking.member_id.as_str() == m)
-    })
+    let store = &state.store;
+    list_from_index(
+        store,
+        &prefix,
+        &q,
+        |r| {
+            member
+                .as_deref()
+                .is_none_or(|m| r.booking.member_id.as_str() == m)
+        },
+        |r| partner_json(store, r),
+    )
 }
 
 #[derive(Deserialize, ToSchema)]

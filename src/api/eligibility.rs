@@ -92,6 +92,7 @@ pub(crate) async fn check(
             trigger: RouteTrigger::Initial,
             now,
             holding: None,
+            weights: state.weights,
         },
     )
     .map_err(fault)?;

@@ -41,7 +41,7 @@ impl FromRequestParts<AppState> for Caller {
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized)?;
         if auth::same_secret(token, &state.admin_token) {
-            return Ok(Caller(Principal::Admin));
+            return limited(state, Principal::Admin);
         }
         let hash = auth::hash_key(token);
         let key: ApiKey = state
@@ -59,7 +59,16 @@ impl FromRequestParts<AppState> for Caller {
                 Principal::Operator(o, op.role)
             }
         };
+        limited(state, principal)
+    }
+}
+
+/// Admits the caller if its key's bucket has a token, else 429 `rate_limited`.
+fn limited(state: &AppState, principal: Principal) -> Result<Caller, ApiError> {
+    if state.limiter.allow(&principal.scope()) {
         Ok(Caller(principal))
+    } else {
+        Err(ApiError::RateLimited)
     }
 }
 

@@ -11,6 +11,7 @@ mod members;
 mod openapi;
 mod ops;
 mod provider;
+pub mod ratelimit;
 mod service;
 mod validate;
 
@@ -30,6 +31,11 @@ use tracing::Instrument;
 
 pub use extract::REQUEST_ID;
 
+/// Builds the per-key rate limiter from `[limits]`.
+pub fn rate_limiter(per_second: u32, burst: u32) -> Arc<ratelimit::RateLimiter> {
+    Arc::new(ratelimit::RateLimiter::new(per_second, burst))
+}
+
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
@@ -41,6 +47,8 @@ pub struct AppState {
     pub max_body: usize,
     /// CSV and JSON Lines uploads.
     pub max_upload: usize,
+    pub weights: workflows::routing::Weights,
+    pub limiter: Arc<ratelimit::RateLimiter>,
     /// False while starting and once shutdown began; `/readyz` reports it.
     pub ready: Arc<AtomicBool>,
 }

@@ -1,12 +1,11 @@
 //! Provider routes: the bookings routed to the caller, and its lifecycle callbacks.
 
-use super::bookings::{list_from_index, render, visible_booking, ListQuery};
+use super::bookings::{list_from_index, provider_json, visible_booking, ListQuery};
 use super::extract::{parse_json, parse_query, path_id, submit, Body, Caller, Meta};
 use super::validate::{Checks, TEXT_LEN_MAX};
 use super::AppState;
 use crate::engine::{BookingAction, Command};
 use crate::error::ApiError;
-use crate::views::BookingView;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use serde::Deserialize;
@@ -30,14 +29,19 @@ pub(crate) async fn list(
         &[provider_id.as_str().as_bytes()],
         &[],
     );
-    list_from_index(&state.store, &prefix, &q, |r| {
-        r.booking.provider_id.as_ref() == Some(&provider_id)
-    })
+    let store = &state.store;
+    list_from_index(
+        store,
+        &prefix,
+        &q,
+        |r| r.booking.provider_id.as_ref() == Some(&provider_id),
+        |r| provider_json(store, r),
+    )
 }
 
 /// One booking routed to the calling provider.
 #[utoipa::path(get, path = "/v1/provider/bookings/{id}", tag = "provider",
-    responses((status = 200, body = BookingView), (status = 404, description = "not routed to this provider")))]
+    responses((status = 200, description = "the provider's view of the booking"), (status = 404, description = "not routed to this provider")))]
 pub(crate) async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
@@ -45,7 +49,7 @@ pub(crate) async fn get_one(
 ) -> Result<Response, ApiError> {
     caller.provider()?;
     let record = visible_booking(&state.store, &caller.0, &raw_id)?;
-    render(&state.store, &record)
+    super::extract::json_ok(&provider_json(&state.store, &record)?)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -62,7 +66,7 @@ pub(crate) struct EventBody {
 
 /// A lifecycle callback from the provider the booking is routed to.
 #[utoipa::path(post, path = "/v1/provider/bookings/{id}/events", tag = "provider", request_body = EventBody,
-    responses((status = 200, body = BookingView), (status = 409, description = "invalid_transition"),
+    responses((status = 200, description = "the provider's view of the booking"), (status = 409, description = "invalid_transition"),
     (status = 404, description = "not routed to this provider")))]
 pub(crate) async fn event(
     State(state): State<AppState>,

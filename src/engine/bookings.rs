@@ -34,6 +34,7 @@ pub(super) fn create(tx: &mut Tx<'_, '_>, req: &NewBookingRequest) -> Exec<Done>
             trigger: RouteTrigger::Initial,
             now: tx.now,
             holding: None,
+            weights: tx.ctx.weights,
         },
     )?;
     if !a.verdict.eligible() {
@@ -155,6 +156,7 @@ pub(super) fn next_route(
             trigger,
             now: tx.now,
             holding: Some(b),
+            weights: tx.ctx.weights,
         },
     )?;
     Ok(a.route)
@@ -226,14 +228,26 @@ pub(super) fn act(tx: &mut Tx<'_, '_>, id: BookingId, action: &BookingAction) ->
     move_capacity_day(tx, &record, &next, old_day)?;
     reindex_provider(tx, &record, &next);
     tx.txn.put(booking_key(id), &next)?;
-    let cases = effects::cases_of(tx, &next.booking)?;
     let reason = match action {
         BookingAction::Cancel { reason } => Some(reason.clone()),
         BookingAction::Reject { reason } => reason.clone(),
         _ => None,
     };
-    let mut done = Done::json(200, &views::booking_view(&next, &cases))?
-        .states(Some(from.as_str()), Some(next.state().as_str()));
+    let mut done = match &tx.req.principal {
+        Principal::Provider(_) => {
+            let member: Option<workflows::policy::Member> = tx.txn.get(&keys::scoped(
+                table::MEMBER,
+                next.booking.partner_id.as_str(),
+                next.booking.member_id.as_str().as_bytes(),
+            ))?;
+            Done::json(200, &views::provider_booking_view(&next, member.as_ref()))?
+        }
+        _ => {
+            let cases = effects::cases_of(tx, &next.booking)?;
+            Done::json(200, &views::booking_view(&next, &cases))?
+        }
+    }
+    .states(Some(from.as_str()), Some(next.state().as_str()));
     done.reason = reason;
     Ok(done)
 }

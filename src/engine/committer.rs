@@ -63,7 +63,7 @@ pub struct EngineContext {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub sla: SlaRules,
-    pub weights: crate::config::Weights,
+    pub weights: workflows::routing::Weights,
     pub queue_capacity: usize,
     pub batch_commands_max: usize,
     pub timer_wake: Arc<TimerWake>,

@@ -30,6 +30,7 @@ pub struct Ask<'a> {
     pub now: Timestamp,
     /// A booking being re-priced: its own reservation counts as available again.
     pub holding: Option<&'a Booking>,
+    pub weights: workflows::routing::Weights,
 }
 
 /// The outcome of the pipeline.
@@ -142,6 +143,7 @@ pub fn assess(r: &impl Reader, ask: &Ask<'_>) -> Result<Assessment, Fault> {
                 tried: ask.tried,
                 allowed_tiers: &p.network_tiers,
             },
+            &ask.weights,
             ask.attempt,
             ask.trigger,
             ask.now,

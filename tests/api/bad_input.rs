@@ -381,3 +381,30 @@ async fn problem_request_id_matches_the_header() {
     assert_eq!(r.status, 404, "{}", r.text());
     assert!(r.header("x-request-id").is_some());
 }
+
+#[tokio::test]
+async fn rate_limit_is_429_per_key() {
+    let app = TestApp::spawn_with("[limits]\nrequests_per_second = 1\nburst = 3\n").await;
+    let partner = json!({"name": "Limited"});
+    let r = app.put_partner("limited", &partner).await;
+    assert!(
+        r.status == 201 || r.status == 200,
+        "PUT partner: {}",
+        r.text()
+    );
+    let key = app.partner_key("limited").await;
+    // The admin bucket (3, refilling at 1/s) runs dry within a few more requests.
+    let mut limited = None;
+    for _ in 0..10 {
+        let r = app.get("/v1/admin/providers", Some(ADMIN_TOKEN)).await;
+        if r.status == 429 {
+            limited = Some(r);
+            break;
+        }
+        r.ok(200);
+    }
+    let r = limited.expect("10 quick admin requests with burst 3 were never limited");
+    r.problem(429, "rate_limited");
+    // Another key has its own bucket.
+    app.list_bookings(&key, "").await.ok(200);
+}

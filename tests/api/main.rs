@@ -5,6 +5,7 @@ mod harness;
 
 mod bad_input;
 mod durability;
+mod eligibility;
 mod idempotency;
 mod lifecycle;
 mod routing;

@@ -14,6 +14,7 @@ pub mod ids;
 pub mod money;
 pub mod network;
 pub mod policy;
+pub mod routing;
 pub mod sla;
 pub mod time;
 

@@ -250,15 +250,13 @@ async fn reject_reroutes_to_the_next_provider_then_fails() {
         BLR_FULL.contains(&p2.as_str()),
         "re-routed to {p2}, which cannot serve it"
     );
-    assert!(
-        b["routing"]["attempt"].as_i64() > attempt1,
-        "routing.attempt did not grow: before {attempt1:?}, after {}",
-        b["routing"]
-    );
     assert!(version(&b) > version(&created));
-    assert_eq!(
-        app.get_booking(&pa.key, &id).await.ok(200)["provider_id"],
-        p2.as_str()
+    // The provider's answer may be a provider-scoped view; routing is read as the partner.
+    let got = app.get_booking(&pa.key, &id).await.ok(200);
+    assert_eq!(got["provider_id"], p2.as_str(), "{got}");
+    assert!(
+        got["routing"]["attempt"].as_i64() > attempt1,
+        "routing.attempt did not grow: before {attempt1:?}; booking after the reject: {got}"
     );
 
     // The first provider no longer sees the booking.

@@ -129,3 +129,66 @@ async fn a_bad_cron_schedule_stops_start_up_naming_the_job() {
         "start-up failure does not name the job with the bad schedule; output:\n{out}"
     );
 }
+
+/// Polls the ok-run counter every 50 ms until it reaches `n`; returns the wall-clock ms.
+async fn wait_runs(app: &TestApp, n: f64, deadline: Duration) -> i64 {
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        let runs = ok_runs(app).await;
+        if runs >= n {
+            return now_ms();
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "{JOB} ran {runs} times, want {n}, within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_slot_runs_at_most_once_across_a_restart() {
+    // Slots every 4 s (on seconds divisible by 4, which India time shares with UTC).
+    let mut app = TestApp::spawn_with(&format!("[cron]\n{JOB} = \"*/4 * * * * *\"\n")).await;
+    let ran = wait_runs(&app, 1.0, Duration::from_secs(6)).await;
+    let slot = ran / 4_000 * 4_000;
+    assert!(
+        ran - slot < 1_500,
+        "the run of slot {slot} finished only at {ran}"
+    );
+
+    // Killed right after the run and back within the same slot: the slot is not run again.
+    app.kill9().await;
+    app.restart().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let runs = ok_runs(&app).await;
+    let checked = now_ms();
+    assert!(
+        checked < slot + 4_000,
+        "restart too slow to check within the slot (checked at {checked}, next slot {})",
+        slot + 4_000
+    );
+    assert_eq!(
+        runs,
+        0.0,
+        "slot {slot} ran again after a restart within it (checked at {checked}); log:\n{}",
+        app.log_tail()
+    );
+
+    // Down across the next slot: that missed slot runs once at start-up, before slot + 8 s.
+    app.kill9().await;
+    super::sleep_until_ms(slot + 4_500).await;
+    app.restart().await;
+    let caught_up = wait_runs(&app, 1.0, Duration::from_secs(3)).await;
+    assert!(
+        caught_up < slot + 8_000,
+        "the missed slot {} was not run at start-up (first run seen at {caught_up})",
+        slot + 4_000
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        ok_runs(&app).await,
+        1.0,
+        "the missed slot ran more than once at start-up"
+    );
+}
