@@ -217,8 +217,9 @@ pub async fn start(
             let cron = cron.clone();
             let job = name.clone();
             Box::pin(async move {
-                // The scheduler fires at the slot; name the slot, not the firing instant.
-                let now = Timestamp(crate::clock::now().0 + 999);
+                // The scheduler fires at the slot, at most a little early or late: name the
+                // slot, not the firing instant.
+                let now = Timestamp(crate::clock::now().0 + 250);
                 let Some(slot) = latest_slot(&cron, now) else {
                     return;
                 };
