@@ -15,6 +15,16 @@ pub mod metrics;
 pub mod queries;
 pub mod timers;
 pub mod views;
+pub mod webhooks;
+
+/// The store key of a partner's webhook endpoint (shared by the engine and the dispatcher).
+pub fn engine_endpoint_key(partner: &workflows::PartnerId, id: &str) -> Vec<u8> {
+    store::keys::scoped(
+        store::keys::table::WEBHOOK_ENDPOINT,
+        partner.as_str(),
+        id.as_bytes(),
+    )
+}
 
 use std::future::Future;
 use std::io::Write;
@@ -44,6 +54,7 @@ pub async fn run(
     let schedules = cron::schedules(&config.cron)?;
     let metrics = Arc::new(metrics::Metrics::new());
     let timer_wake = Arc::new(engine::TimerWake::default());
+    let outbox_wake = Arc::new(tokio::sync::Notify::new());
     let (engine, stopper) = engine::spawn(engine::EngineContext {
         store: store.clone(),
         metrics: metrics.clone(),
@@ -55,6 +66,7 @@ pub async fn run(
         queue_capacity: config.engine.queue_capacity,
         batch_commands_max: config.engine.batch_commands_max,
         timer_wake: timer_wake.clone(),
+        outbox_wake: outbox_wake.clone(),
     })?;
     let cron_runner = cron::CronRunner {
         store: store.clone(),
@@ -62,6 +74,7 @@ pub async fn run(
         metrics: metrics.clone(),
     };
     let ready = Arc::new(AtomicBool::new(false));
+    let state_metrics = metrics.clone();
     let state = api::AppState {
         store: store.clone(),
         engine: engine.clone(),
@@ -72,6 +85,7 @@ pub async fn run(
         max_upload: config.server.max_upload.0 as usize,
         weights: config.routing.weights.into(),
         limiter: api::rate_limiter(config.limits.requests_per_second, config.limits.burst),
+        allow_http_hosts: Arc::new(config.webhooks.allow_http_hosts.clone()),
         ready: ready.clone(),
     };
     let empty = store.scan_prefix(&[table::PARTNER]).next().is_none();
@@ -90,6 +104,17 @@ pub async fn run(
             chunk: config.engine.timer_chunk_max,
         }
         .run(timers_stopped),
+    );
+    let dispatcher = tokio::spawn(
+        webhooks::dispatcher::Dispatcher {
+            store: store.clone(),
+            engine: engine.clone(),
+            metrics: state_metrics.clone(),
+            wake: outbox_wake,
+            retry_schedule: config.webhooks.retry_schedule.iter().map(|d| d.0).collect(),
+            timeout: config.webhooks.timeout.0,
+        }
+        .run(stop_timers.subscribe()),
     );
     let mut scheduler = cron::start(cron_runner, schedules).await?;
     let addr = listener.local_addr()?;
@@ -117,6 +142,7 @@ pub async fn run(
     }
     let _ = stop_timers.send(true);
     let _ = timer_loop.await;
+    let _ = dispatcher.await;
     drop(engine);
     stopper.stop().await;
     tracing::info!("stopped cleanly");

@@ -23,6 +23,13 @@ pub struct Metrics {
     pub sla_outcomes: IntCounterVec,
     /// Cron runs by job and outcome.
     pub cron_runs: IntCounterVec,
+    /// Webhook delivery attempts by outcome (`delivered`, `retrying`, `dead`).
+    pub webhook_deliveries: IntCounterVec,
+    pub webhook_attempts: IntCounter,
+    /// Commit of the event → its successful delivery.
+    pub webhook_commit_to_delivery_seconds: Histogram,
+    /// Deliveries due or waiting to be sent.
+    pub outbox_depth: IntGauge,
 }
 
 impl Metrics {
@@ -86,6 +93,26 @@ impl Metrics {
             Opts::new("dxstack_cron_runs_total", "Cron job runs by outcome"),
             &["job", "outcome"],
         );
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "dxstack_webhook_deliveries_total",
+                "Webhook attempt outcomes",
+            ),
+            &["outcome"],
+        );
+        let webhook_attempts =
+            IntCounter::new("dxstack_webhook_attempts_total", "Webhook HTTP attempts");
+        let webhook_commit_to_delivery_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "dxstack_webhook_commit_to_delivery_seconds",
+                "From the commit of an event to its successful delivery",
+            )
+            .buckets(exponential_buckets(0.001, 2.0, 20).unwrap_or_default()),
+        );
+        let outbox_depth = IntGauge::new(
+            "dxstack_outbox_depth",
+            "Webhook deliveries due (scheduled) at the dispatcher's last look",
+        );
         let m = Metrics {
             registry,
             commands: commands.unwrap_or_else(|_| unreachable_metric()),
@@ -100,6 +127,11 @@ impl Metrics {
             timers_armed: timers_armed.unwrap_or_else(|_| unreachable_metric()),
             sla_outcomes: sla_outcomes.unwrap_or_else(|_| unreachable_metric()),
             cron_runs: cron_runs.unwrap_or_else(|_| unreachable_metric()),
+            webhook_deliveries: webhook_deliveries.unwrap_or_else(|_| unreachable_metric()),
+            webhook_attempts: webhook_attempts.unwrap_or_else(|_| unreachable_metric()),
+            webhook_commit_to_delivery_seconds: webhook_commit_to_delivery_seconds
+                .unwrap_or_else(|_| unreachable_metric()),
+            outbox_depth: outbox_depth.unwrap_or_else(|_| unreachable_metric()),
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.commands.clone()),
@@ -114,6 +146,10 @@ impl Metrics {
             Box::new(m.timers_armed.clone()),
             Box::new(m.sla_outcomes.clone()),
             Box::new(m.cron_runs.clone()),
+            Box::new(m.webhook_deliveries.clone()),
+            Box::new(m.webhook_attempts.clone()),
+            Box::new(m.webhook_commit_to_delivery_seconds.clone()),
+            Box::new(m.outbox_depth.clone()),
         ];
         for c in collectors {
             if let Err(e) = m.registry.register(c) {

@@ -20,7 +20,8 @@
 #
 # Usage: benches/timers/drain.sh
 #   env  N (100000), C (64), ACCEPT (90s; whole seconds), MARGIN (3), PROBE_INTERVAL (0.05),
-#        VERIFY (1), CHUNK (256), and those of benches/http/lib.sh (LISTEN, BUILD, KEEP, ...)
+#        VERIFY (1), TIMELINES (200: booking timelines sampled for duplicate audit actions),
+#        CHUNK (256), and those of benches/http/lib.sh (LISTEN, BUILD, KEEP, ...)
 # Targets: drain < 20 s, API p99 < 100 ms.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -88,7 +89,7 @@ log "killed; sleeping $(python3 -c "print(f'{$wake - $kill_t:.0f}')") s until ev
 sleep "$(python3 -c "import time; print(max(0, $wake - time.time()))")"
 overdue_first=$(python3 -c "import time; print(f'{time.time() - $fill_t0 - $risk_s:.0f}')")
 
-t_launch=$(date +%s.%N)
+t_launch=$(date +%s.%N); busy0=$(t_busy)
 $TPY watch "$BASE" 'dxstack_sla_outcomes_total{kind="acceptance",state="breached"}' \
   --target "$N" --interval 0.2 --timeout 600 --t0 "$t_launch" --log "$DX_TMP/watch.log" >"$DX_TMP/watch.json" &
 WATCH=$!
@@ -100,12 +101,14 @@ $TPY probe "$BASE" --ids "$DX_TMP/probe-ids" --stop "$DX_TMP/probe.stop" --out "
   --interval "$PROBE_INTERVAL" &
 PROBE=$!
 wait "$WATCH" || true; WATCH=""
+busy1=$(t_busy); srv1=$(dx_cpu "$DX_PID"); t_end=$(date +%s.%N)
 touch "$DX_TMP/probe.stop"; wait "$PROBE" || true; PROBE=""
 dx_snapshot "$DX_PID" "$DX_TMP/snap1"
 read -r hwm_drain rss_drain < <(dx_mem "$DX_PID")
 watch=$(cat "$DX_TMP/watch.json")
 probe=$(cat "$DX_TMP/probe.json" 2>/dev/null || echo '{}')
 drain_delta=$(dx_snapshot_delta "$DX_TMP/snap0" "$DX_TMP/snap1")
+others=$(t_others "$busy0" "$busy1" 0 "$srv1" "$(python3 -c "print($t_end - $t_launch)")")
 risk_n=$(t_metric 'dxstack_sla_outcomes_total{kind="acceptance",state="at_risk"}')
 breach_n=$(t_metric 'dxstack_sla_outcomes_total{kind="acceptance",state="breached"}')
 fired_n=$(t_metric 'dxstack_timer_lateness_seconds_count')
@@ -114,7 +117,7 @@ log "drain: $watch"
 scan='{}'
 if [ "$VERIFY" = 1 ]; then
   log "verifying: reading back every booking"
-  scan=$($TPY scan "$BASE" acceptance --prefix "$PREFIX" --expect "$N")
+  scan=$($TPY scan "$BASE" acceptance --prefix "$PREFIX" --expect "$N" --timelines "${TIMELINES:-200}")
 fi
 sleep 1
 breach_after=$(t_metric 'dxstack_sla_outcomes_total{kind="acceptance",state="breached"}')
@@ -136,7 +139,9 @@ else:
     print(f"drain: all {n} acceptance SLAs breached {t:.1f} s after the launch ({t - ready:.1f} s after ready; "
           f"first breach visible at +{w['first_nonzero_at_s']} s; 200 ms polls) = {2 * n / t:.0f} timers/s "
           f"-> target < 20 s: {'PASS' if t < 20 else 'FAIL'}")
-if p:
+if p and not p.get("all_ms", {}).get("n"):
+    print("API probe during the drain: no samples (the drain ended before the probe's first request)")
+elif p:
     g, c, a = p["get_ms"], p["create_ms"], p["all_ms"]
     print(f"API probe during the drain ({p['iterations']} x GET+create over {p['seconds']} s): "
           f"GET p50 {g.get('p50')} ms p99 {g.get('p99')} ms max {g.get('max')} ms; "
@@ -148,9 +153,14 @@ if s:
           f"booking states {s['booking_states']}; sla_breach exceptions per booking "
           f"{s['sla_breach_exceptions_per_booking']}; problems {s['problems']} {s['problem_samples']}"
           + (f"; {s['problem_count_mismatch']}" if 'problem_count_mismatch' in s else ""))
+    if "timelines" in s:
+        t = s["timelines"]
+        print(f"audit actions per booking in {t['sampled']} sampled timelines ({{occurrences: bookings}}): "
+              + ", ".join(f"{k} {v}" for k, v in sorted(t["actions"].items())))
 PY
 echo "counters after restart: acceptance at_risk $risk_n, breached $breach_n (1 s after the verify: $breach_after); timers fired (lateness histogram count) $fired_n"
 echo "server over the drain: $drain_delta"
+echo "CPU used outside the server from the launch to the last breach: $others (the probe and poller, and other sessions' builds/tests)"
 echo "peak RSS during the drain (VmHWM of the restarted server): $(mb "$hwm_drain") MB (RSS at end $(mb "$rss_drain") MB; before the kill: peak $(mb "$hwm_fill") MB)"
 echo "load average at end: $load"
 echo "server stderr: $errlines ERROR/panic lines"

@@ -18,7 +18,8 @@
 #
 # Usage: benches/timers/lateness.sh
 #   env  N (10000), C (64), LEAD (60: seconds from the fixture to T; must cover the setup),
-#        CHUNK (256), and those of benches/http/lib.sh (LISTEN, BUILD, KEEP, BENCH_TMP, ...)
+#        CHUNK (256), TIMELINES (200: booking timelines sampled for duplicate audit actions),
+#        and those of benches/http/lib.sh (LISTEN, BUILD, KEEP, BENCH_TMP, ...)
 # Targets: every timer fired within 2 s of due, p99 < 1 s.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -79,19 +80,23 @@ log "timers armed so far: $armed; fulfilment at_risk fired so far: $risk"
 sleep "$(python3 -c "import time; print(max(0, $T - time.time()))")"
 curl -s -m 10 "$BASE/metrics" >"$DX_TMP/metrics.before"
 dx_snapshot "$DX_PID" "$DX_TMP/snap0"
+busy0=$(t_busy); srv0=$(dx_cpu "$DX_PID"); w0=$(date +%s.%N)
 breached0=$(t_metric 'dxstack_sla_outcomes_total{kind="fulfilment",state="breached"}')
 [ "$breached0" = 0 ] || log "WARNING: $breached0 fulfilment breaches already before due"
 watch=$($TPY watch "$BASE" 'dxstack_sla_outcomes_total{kind="fulfilment",state="breached"}' \
           --target "$N" --interval 0.1 --timeout 120 --t0 "$DUE" --log "$DX_TMP/watch.log")
+busy1=$(t_busy); srv1=$(dx_cpu "$DX_PID"); w1=$(date +%s.%N)
 dx_snapshot "$DX_PID" "$DX_TMP/snap1"
 curl -s -m 10 "$BASE/metrics" >"$DX_TMP/metrics.after"
+others=$(t_others "$busy0" "$busy1" "$srv0" "$srv1" "$(python3 -c "print($w1 - $w0)")")
 read -r hwm_burst rss_burst < <(dx_mem "$DX_PID")
 burst_delta=$(dx_snapshot_delta "$DX_TMP/snap0" "$DX_TMP/snap1")
 hist=$(t_hist_delta "$DX_TMP/metrics.before" "$DX_TMP/metrics.after" dxstack_timer_lateness_seconds)
 log "watch: $watch"
 
 sleep 1
-scan=$($TPY scan "$BASE" fulfilment --prefix "$PREFIX" --expect "$N" --out "$DX_TMP/lateness.json")
+scan=$($TPY scan "$BASE" fulfilment --prefix "$PREFIX" --expect "$N" --out "$DX_TMP/lateness.json" \
+         --timelines "${TIMELINES:-200}")
 breached=$(t_metric 'dxstack_sla_outcomes_total{kind="fulfilment",state="breached"}')
 risk=$(t_metric 'dxstack_sla_outcomes_total{kind="fulfilment",state="at_risk"}')
 armed=$(t_metric 'dxstack_timers_armed_total')
@@ -116,11 +121,16 @@ if q.get("n"):
           f"p99 < 1 s: {'PASS' if q['p99'] < 1000 else 'FAIL'}")
 print(f"/metrics: breached counter reached {n} at +{w['reached_at_s']} s after due (100 ms polls, "
       f"first non-zero at +{w['first_nonzero_at_s']} s)")
+if "timelines" in s:
+    t = s["timelines"]
+    print(f"audit actions per booking in {t['sampled']} sampled timelines ({{occurrences: bookings}}): "
+          + ", ".join(f"{k} {v}" for k, v in sorted(t["actions"].items())))
 print(f"sla_breach exceptions per booking: {s['sla_breach_exceptions_per_booking']}; "
       f"problems: {s['problems']} {s['problem_samples']}"
       + (f"; {s['problem_count_mismatch']}" if 'problem_count_mismatch' in s else ""))
 PY
 echo "server over the burst: $burst_delta"
+echo "CPU used outside the server from T to the last breach: $others (loadgen idle; other sessions' builds/tests show here)"
 echo "server $hist"
 echo "counters at end: timers_armed_total $armed; fulfilment at_risk $risk, breached $breached"
 echo "peak RSS (VmHWM): $(mb "$hwm_setup") MB after setup, $(mb "$hwm_burst") MB after the burst (RSS then $(mb "$rss_burst") MB, at end $(mb "$rss_end") MB)"

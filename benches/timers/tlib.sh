@@ -84,3 +84,11 @@ def q(p):
 print(f"{sys.argv[3]}: {n:.0f} observations, mean {(s1 - s0) / n:.3f} s, p50 ~{q(0.5)} s, p99 ~{q(0.99)} s (interpolated in power-of-2 buckets: coarse)")
 PY
 }
+
+# t_busy: busy CPU seconds of the whole machine so far (user+nice+system+irq+softirq+steal of
+# /proc/stat), to tell how much CPU other processes took during a measurement window.
+t_busy() { awk '/^cpu /{printf "%.2f", ($2+$3+$4+$7+$8+$9)/100}' /proc/stat; }
+# t_others BUSY0 BUSY1 SRV0 SRV1 WALL_S: "X s = Y% of N cores" of CPU outside the server process
+t_others() {
+  python3 -c "import os; o=($2-$1)-($4-$3); w=max($5,1e-3); n=os.cpu_count(); print(f'{o:.1f} CPU s = {100*o/w/n:.0f}% of {n} cores')"
+}

@@ -14,6 +14,7 @@ mod provider;
 pub mod ratelimit;
 mod service;
 mod validate;
+mod webhooks;
 
 use crate::engine::Handle;
 use crate::error::ApiError;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub max_upload: usize,
     pub weights: workflows::routing::Weights,
     pub limiter: Arc<ratelimit::RateLimiter>,
+    /// `[webhooks] allow_http_hosts`.
+    pub allow_http_hosts: Arc<Vec<String>>,
     /// False while starting and once shutdown began; `/readyz` reports it.
     pub ready: Arc<AtomicBool>,
 }
@@ -114,6 +117,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/provider/bookings", get(provider::list))
         .route("/v1/provider/bookings/{id}", get(provider::get_one))
         .route("/v1/provider/bookings/{id}/events", post(provider::event))
+        .route(
+            "/v1/webhook-endpoints/{id}",
+            put(webhooks::put_endpoint)
+                .get(webhooks::get_endpoint)
+                .delete(webhooks::delete_endpoint),
+        )
+        .route("/v1/webhook-deliveries", get(webhooks::list_deliveries))
+        .route("/v1/webhook-deliveries/replay", post(webhooks::replay_bulk))
+        .route("/v1/webhook-deliveries/{id}/replay", post(webhooks::replay))
         .route("/v1/ops/exceptions", get(ops::cases))
         .route("/v1/ops/exceptions/{id}", get(ops::case))
         .route("/v1/ops/audit", get(ops::query))

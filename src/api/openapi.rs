@@ -1,6 +1,6 @@
 //! `GET /openapi.json`, generated from the handlers' annotations and DTO types.
 
-use super::{admin, bookings, eligibility, members, ops, provider, service};
+use super::{admin, bookings, eligibility, members, ops, provider, service, webhooks};
 use axum::response::{IntoResponse, Response};
 use utoipa::OpenApi;
 
@@ -17,6 +17,8 @@ use utoipa::OpenApi;
         bookings::create, bookings::get_one, bookings::list, bookings::cancel,
         bookings::reschedule, bookings::routing, bookings::timeline,
         provider::list, provider::get_one, provider::event,
+        webhooks::put_endpoint, webhooks::get_endpoint, webhooks::delete_endpoint,
+        webhooks::list_deliveries, webhooks::replay, webhooks::replay_bulk,
         ops::cases, ops::case, ops::query, ops::export, ops::verify,
     ),
     tags((name = "admin"), (name = "partner"), (name = "provider"), (name = "operator"), (name = "service"))

@@ -70,7 +70,7 @@ pub(super) fn create(tx: &mut Tx<'_, '_>, req: &NewBookingRequest) -> Exec<Done>
     let (record, fx) = BookingRecord::admit(new, route, &tx.ctx.sla, tx.now)
         .map_err(|e| Fail::Api(ApiError::internal(e)))?;
     let b = &record.booking;
-    effects::apply(tx, b, &fx)?;
+    effects::apply(tx, &record, &fx)?;
     tx.txn.put(booking_key(b.id), &record)?;
     let id = b.id.as_bytes();
     tx.txn.put_raw(
@@ -224,7 +224,7 @@ pub(super) fn act(tx: &mut Tx<'_, '_>, id: BookingId, action: &BookingAction) ->
             .with_label_values(&[kind.as_str(), state.as_str()])
             .inc();
     }
-    effects::apply(tx, &next.booking, &fx)?;
+    effects::apply(tx, &next, &fx)?;
     move_capacity_day(tx, &record, &next, old_day)?;
     reindex_provider(tx, &record, &next);
     tx.txn.put(booking_key(id), &next)?;

@@ -67,6 +67,8 @@ pub struct EngineContext {
     pub queue_capacity: usize,
     pub batch_commands_max: usize,
     pub timer_wake: Arc<TimerWake>,
+    /// Wakes the webhook dispatcher when a batch wrote deliveries.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 enum Msg {

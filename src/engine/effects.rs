@@ -3,7 +3,7 @@
 use super::exec::{Exec, Tx};
 use store::audit::Target;
 use store::keys::{self, table};
-use workflows::booking::Booking;
+use workflows::booking::{Booking, BookingRecord};
 use workflows::case::ExceptionCase;
 use workflows::effect::{CapacityMove, Effect, TimerPhase, TimerSpec};
 use workflows::eligibility::{apply_move, MoveKind, Usage};
@@ -52,8 +52,9 @@ pub(super) fn timer_key(booking: &Booking, t: &TimerSpec) -> Vec<u8> {
     )
 }
 
-/// Applies `effects` of a transition of `booking` (already in its new state).
-pub(super) fn apply(tx: &mut Tx<'_, '_>, booking: &Booking, effects: &[Effect]) -> Exec<()> {
+/// Applies `effects` of a transition of `record` (already in its new state).
+pub(super) fn apply(tx: &mut Tx<'_, '_>, record: &BookingRecord, effects: &[Effect]) -> Exec<()> {
+    let booking = &record.booking;
     for effect in effects {
         match effect {
             Effect::ArmTimer(t) => {
@@ -62,7 +63,7 @@ pub(super) fn apply(tx: &mut Tx<'_, '_>, booking: &Booking, effects: &[Effect]) 
                 tx.ctx.timer_wake.armed(t.due.0);
             }
             Effect::CancelTimer(t) => tx.txn.delete(timer_key(booking, t)),
-            Effect::Emit(event) => emit(tx, *event),
+            Effect::Emit(event) => emit(tx, record, *event)?,
             Effect::OpenCase {
                 case_type,
                 provider_id,
@@ -101,7 +102,15 @@ pub(super) fn apply(tx: &mut Tx<'_, '_>, booking: &Booking, effects: &[Effect]) 
                         detail
                     )),
                 )?;
-                emit(tx, EventType::ExceptionOpened);
+                count(tx, EventType::ExceptionOpened);
+                super::webhooks::enqueue(
+                    tx,
+                    &booking.partner_id,
+                    EventType::ExceptionOpened.as_str(),
+                    booking.id.0,
+                    Some(booking.id.0),
+                    crate::views::case_view(&case),
+                )?;
             }
             Effect::Entitlement {
                 kind,
@@ -177,12 +186,31 @@ fn ledger_move(
     Ok(())
 }
 
-fn emit(tx: &mut Tx<'_, '_>, event: EventType) {
+fn count(tx: &Tx<'_, '_>, event: EventType) {
     tx.ctx
         .metrics
         .events
         .with_label_values(&[event.as_str()])
         .inc();
+}
+
+/// A booking event: counted, and written to the outbox for every endpoint that wants it, with
+/// the booking as the partner sees it after the transition.
+fn emit(tx: &mut Tx<'_, '_>, record: &BookingRecord, event: EventType) -> Exec<()> {
+    count(tx, event);
+    let b = &record.booking;
+    let cases = cases_of(tx, b)?;
+    let data = serde_json::to_value(crate::views::booking_view(record, &cases))
+        .map_err(crate::error::ApiError::internal)?;
+    super::webhooks::enqueue(
+        tx,
+        &b.partner_id,
+        event.as_str(),
+        b.id.0,
+        Some(b.id.0),
+        data,
+    )?;
+    Ok(())
 }
 
 /// The cases opened about a booking.

@@ -1,7 +1,7 @@
 //! Running one request inside the batch transaction: idempotency, dispatch, audit.
 
 use super::committer::EngineContext;
-use super::{admin, bookings, cron, timers, Command, Reply, Request};
+use super::{admin, bookings, cron, timers, webhooks, Command, Reply, Request};
 use crate::error::ApiError;
 use bytes::Bytes;
 use serde::Serialize;
@@ -172,6 +172,11 @@ pub(super) fn kind_of(cmd: &Command) -> &'static str {
         Command::ClaimCronRun { .. } => "claim_cron_run",
         Command::FinishCronRun { .. } => "finish_cron_run",
         Command::PurgeIdempotency { .. } => "purge_idempotency",
+        Command::PutWebhookEndpoint { .. } => "put_webhook_endpoint",
+        Command::DeleteWebhookEndpoint { .. } => "delete_webhook_endpoint",
+        Command::RecordAttempt { .. } => "record_attempt",
+        Command::ReplayDelivery { .. } => "replay_delivery",
+        Command::ReplayDead { .. } => "replay_dead",
     }
 }
 
@@ -239,6 +244,29 @@ fn describe(cmd: &Command) -> (String, Target) {
             "idempotency.purged".into(),
             target("idempotency_keys", "all"),
         ),
+        Command::PutWebhookEndpoint { endpoint, .. } => (
+            "webhook_endpoint.put".into(),
+            target(
+                "webhook_endpoint",
+                format!("{}/{}", endpoint.partner_id, endpoint.id),
+            ),
+        ),
+        Command::DeleteWebhookEndpoint { partner, id } => (
+            "webhook_endpoint.deleted".into(),
+            target("webhook_endpoint", format!("{partner}/{id}")),
+        ),
+        Command::RecordAttempt { delivery, .. } => (
+            "webhook.attempt".into(),
+            target("delivery", delivery.to_string()),
+        ),
+        Command::ReplayDelivery { delivery, .. } => (
+            "webhook.replay".into(),
+            target("delivery", delivery.to_string()),
+        ),
+        Command::ReplayDead { partner, .. } => (
+            "webhook.replay_dead".into(),
+            target("partner", partner.to_string()),
+        ),
     }
 }
 
@@ -268,6 +296,21 @@ fn dispatch(tx: &mut Tx<'_, '_>) -> Exec<Done> {
             result,
         } => cron::finish(tx, job, *slot, outcome, result),
         Command::PurgeIdempotency { before, max } => cron::purge_idempotency(tx, *before, *max),
+        Command::PutWebhookEndpoint { endpoint, secret } => {
+            webhooks::put_endpoint(tx, endpoint, secret.as_deref())
+        }
+        Command::DeleteWebhookEndpoint { partner, id } => {
+            webhooks::delete_endpoint(tx, partner, id)
+        }
+        Command::RecordAttempt {
+            delivery,
+            attempt,
+            outcome,
+        } => webhooks::record_attempt(tx, delivery, attempt, outcome),
+        Command::ReplayDelivery { partner, delivery } => webhooks::replay(tx, partner, delivery),
+        Command::ReplayDead { partner, since } => {
+            webhooks::replay_dead(tx, partner, *since, 10_000)
+        }
     }
 }
 

@@ -14,6 +14,7 @@ pub mod eligibility;
 mod exec;
 pub mod routing;
 mod timers;
+mod webhooks;
 
 use crate::auth::{KeyOwner, Principal};
 use crate::error::ApiError;
@@ -27,6 +28,7 @@ use workflows::{BookingId, MemberId, Paise, PartnerId, ServiceCode};
 pub use committer::{spawn, EngineContext, TimerWake};
 pub use cron::{run_key as cron_run_key, CronRun};
 pub use effects::LedgerMove;
+pub use webhooks::{endpoint_view, AttemptOutcome};
 
 /// A command plus who sent it and how to deduplicate it.
 #[derive(Debug)]
@@ -83,6 +85,29 @@ pub enum Command {
         slot: workflows::Timestamp,
         outcome: String,
         result: serde_json::Value,
+    },
+    PutWebhookEndpoint {
+        endpoint: crate::webhooks::Endpoint,
+        /// A secret to set (rotating the old one), or `None` to keep (or, new, to generate).
+        secret: Option<String>,
+    },
+    DeleteWebhookEndpoint {
+        partner: PartnerId,
+        id: String,
+    },
+    /// The dispatcher reports one delivery attempt.
+    RecordAttempt {
+        delivery: uuid::Uuid,
+        attempt: crate::webhooks::Attempt,
+        outcome: webhooks::AttemptOutcome,
+    },
+    ReplayDelivery {
+        partner: PartnerId,
+        delivery: uuid::Uuid,
+    },
+    ReplayDead {
+        partner: PartnerId,
+        since: Option<workflows::Timestamp>,
     },
     /// Drops idempotency records created before `before`, at most `max` per command.
     PurgeIdempotency {

@@ -63,7 +63,7 @@ pub(super) fn fire(tx: &mut Tx<'_, '_>, key: &[u8]) -> Exec<Done> {
             .with_label_values(&[k.as_str(), state.as_str()])
             .inc();
     }
-    effects::apply(tx, &after.booking, &fx)?;
+    effects::apply(tx, &after, &fx)?;
     reindex_provider(tx, &record, &after);
     tx.txn.put(booking_key(id), &after)?;
     let action = match moved.iter().find(|(k, _)| *k == kind).map(|(_, s)| *s) {

@@ -40,6 +40,8 @@ impl Store {
             .flush_every_ms(None)
             .mode(sled::Mode::HighThroughput)
             .open()?;
+        // The directory entries of sled's files must be durable too (first start).
+        File::open(&config.path)?.sync_all()?;
         let data_path = config.path.join("db");
         let data_file = File::open(&data_path).map_err(|e| {
             Error::Corrupt(format!(

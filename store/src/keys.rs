@@ -35,6 +35,11 @@ pub mod table {
     pub const ENTITLEMENT_MOVE: u8 = 0x18;
     pub const PROVIDER_BY_PINCODE: u8 = 0x19;
     pub const PROVIDER_BY_CELL: u8 = 0x1A;
+    pub const WEBHOOK_ENDPOINT: u8 = 0x1B;
+    pub const DELIVERY: u8 = 0x1C;
+    pub const DELIVERY_DUE: u8 = 0x1D;
+    pub const DELIVERY_BY_PARTNER: u8 = 0x1E;
+    pub const DELIVERY_CHAIN: u8 = 0x1F;
 }
 
 const SEP: u8 = 0x00;
@@ -153,6 +158,37 @@ pub fn cell_prefix(cell: (i32, i32)) -> Vec<u8> {
     k.extend_from_slice(&((cell.0 as u32) ^ 0x8000_0000).to_be_bytes());
     k.extend_from_slice(&((cell.1 as u32) ^ 0x8000_0000).to_be_bytes());
     k
+}
+
+/// `DELIVERY_DUE ‖ due_ms (u64 BE) ‖ delivery id (16)`: the first key is the next to send.
+pub fn delivery_due(due_ms: u64, delivery: &[u8; 16]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(25);
+    k.push(table::DELIVERY_DUE);
+    k.extend_from_slice(&due_ms.to_be_bytes());
+    k.extend_from_slice(delivery);
+    k
+}
+
+/// `DELIVERY_CHAIN ‖ endpoint ‖ 0 ‖ partner ‖ 0 ‖ subject (16) ‖ delivery id (16)`: the
+/// undelivered deliveries of one subject (booking) to one endpoint, oldest first. Only the
+/// first of a chain is due; the next becomes due when it is delivered or dead.
+pub fn delivery_chain(
+    endpoint: &str,
+    partner: &str,
+    subject: &[u8; 16],
+    delivery: &[u8; 16],
+) -> Vec<u8> {
+    let mut k = delivery_chain_prefix(endpoint, partner, subject);
+    k.extend_from_slice(delivery);
+    k
+}
+
+pub fn delivery_chain_prefix(endpoint: &str, partner: &str, subject: &[u8; 16]) -> Vec<u8> {
+    compose(
+        table::DELIVERY_CHAIN,
+        &[endpoint.as_bytes(), partner.as_bytes()],
+        subject,
+    )
 }
 
 /// The last 8 bytes of a key as a big-endian u64 (sequence numbers, times).

@@ -8,6 +8,7 @@ mod durability;
 mod eligibility;
 mod idempotency;
 mod lifecycle;
+mod network;
 mod routing;
 mod service;
 mod sla;

@@ -194,6 +194,80 @@ async fn cancel_no_show_and_failure_release_the_whole_reservation() {
 }
 
 #[tokio::test]
+async fn a_reject_reprices_at_the_next_lab_and_moves_the_reservation() {
+    let net = Net::build().await;
+    let other_key = net.add_gold_lab("el-gold-2", 45_000).await;
+    let rate = |p: &str| if p == super::GOLD_LAB { CBC } else { 45_000 };
+    let key_of = |p: &str| {
+        if p == super::GOLD_LAB {
+            net.gold_key.clone()
+        } else {
+            other_key.clone()
+        }
+    };
+    // One visit only: the booking's own reservation must carry over to the next lab.
+    net.policy(
+        "one",
+        &policy(json!([lab(
+            json!({"copay_percent": 20, "annual_count": 1})
+        )])),
+    )
+    .await;
+    net.member("led-4", &member("one", json!({}))).await;
+    let b = net.book_ok("led-4", &["CBC"], "reroute").await;
+    let id = str_of(&b["id"]);
+    let first = str_of(&b["provider_id"]);
+    let cover1 = rate(&first) * 80 / 100;
+    assert_eq!(
+        super::amounts(&b),
+        (rate(&first), cover1, rate(&first) - cover1)
+    );
+    let mut want = vec![Move::new(&id, "led-4", LAB, "reserve", 1, cover1)];
+    let view = net.ents("led-4").await;
+    assert_moves(&view, &want);
+
+    let reason = json!({"type": "reject", "reason": "no slot"});
+    let next = net
+        .app
+        .provider_event_with(&key_of(&first), &id, &reason)
+        .await
+        .ok(200);
+    assert_eq!(next["state"], "pending_provider", "{next}");
+    // The provider's view shows no cover; the partner's does.
+    let next = net.app.get_booking(&net.key, &id).await.ok(200);
+    let second = str_of(&next["provider_id"]);
+    assert_ne!(second, first, "{next}");
+    let cover2 = rate(&second) * 80 / 100;
+    assert_eq!(
+        super::amounts(&next),
+        (rate(&second), cover2, rate(&second) - cover2),
+        "re-priced at {second}: {next}"
+    );
+    want.push(Move::new(&id, "led-4", LAB, "release", 1, cover1));
+    want.push(Move::new(&id, "led-4", LAB, "reserve", 1, cover2));
+    let view = net.ents("led-4").await;
+    assert_moves(&view, &want);
+    let r = row(&view, LAB);
+    assert_eq!(
+        (r.count_reserved, r.count_remaining, r.amount_reserved),
+        (1, Some(0), cover2),
+        "{view}"
+    );
+
+    // The last lab rejects too: failed, everything released.
+    let failed = net
+        .app
+        .provider_event_with(&key_of(&second), &id, &reason)
+        .await
+        .ok(200);
+    assert_eq!(failed["state"], "failed", "{failed}");
+    want.push(Move::new(&id, "led-4", LAB, "release", 1, cover2));
+    let view = net.ents("led-4").await;
+    assert_moves(&view, &want);
+    assert_eq!(row(&view, LAB).count_remaining, Some(1), "{view}");
+}
+
+#[tokio::test]
 async fn a_bill_over_two_benefits_consumes_at_the_reserved_ratio() {
     let net = Net::build().await;
     net.policy(
@@ -333,4 +407,80 @@ async fn the_dry_run_reserves_nothing() {
         view,
         "a refused dry run moved the ledger"
     );
+}
+
+#[tokio::test]
+async fn each_policy_year_has_its_own_ledger_from_the_valid_from_anniversary() {
+    let net = Net::build().await;
+    // Years run 07-01..06-30; one visit a year.
+    let mut mid_year = policy(json!([lab(json!({"annual_count": 1}))]));
+    mid_year["valid_from"] = json!("2029-07-01");
+    mid_year["valid_to"] = json!("2032-06-30");
+    net.policy("mid", &mid_year).await;
+    net.member("yr", &member("mid", json!({"enrolled_on": "2029-07-01"})))
+        .await;
+    let at = |start: &str, end: &str| super::booking_at("yr", &["CBC"], start, end);
+    // 23:00 India time on 2030-06-30: the last day of the first year.
+    let last = ("2030-06-30T17:30:00Z", "2030-06-30T18:00:00Z");
+    // 00:30 India time on 2030-07-01 (still 06-30 in UTC): the second year.
+    let first = ("2030-06-30T19:00:00Z", "2030-06-30T20:00:00Z");
+    let b1 = net.assert_admitted(&at(last.0, last.1)).await;
+    net.assert_refused(&at(last.0, last.1), &["count_limit_exhausted"])
+        .await;
+    let b2 = net.assert_admitted(&at(first.0, first.1)).await;
+    net.assert_refused(&at(first.0, first.1), &["count_limit_exhausted"])
+        .await;
+
+    for (on, from, to, booking) in [
+        ("2030-06-30", "2029-07-01", "2030-06-30", &b1),
+        ("2029-07-01", "2029-07-01", "2030-06-30", &b1),
+        ("2030-07-01", "2030-07-01", "2031-06-30", &b2),
+        ("2031-06-30", "2030-07-01", "2031-06-30", &b2),
+    ] {
+        let view = net
+            .app
+            .get(
+                &format!("/v1/members/yr/entitlements?on={on}"),
+                Some(&net.key),
+            )
+            .await
+            .ok(200);
+        super::assert_adds_up(&view);
+        assert_eq!(
+            view["policy_year"],
+            json!({"from": from, "to": to}),
+            "on {on}"
+        );
+        let r = row(&view, LAB);
+        assert_eq!(
+            (r.count_reserved, r.count_remaining),
+            (1, Some(0)),
+            "on {on}: {view}"
+        );
+        assert_moves(
+            &view,
+            &[Move::new(
+                &str_of(&booking["id"]),
+                "yr",
+                LAB,
+                "reserve",
+                1,
+                CBC,
+            )],
+        );
+    }
+    // A year with nothing booked.
+    let view = net
+        .app
+        .get("/v1/members/yr/entitlements?on=2031-07-01", Some(&net.key))
+        .await
+        .ok(200);
+    super::assert_adds_up(&view);
+    assert_eq!(row(&view, LAB).count_remaining, Some(1), "{view}");
+    assert!(moves(&view).is_empty(), "{view}");
+    // Another partner cannot read it.
+    net.app
+        .get("/v1/members/yr/entitlements", Some(&net.other_key))
+        .await
+        .problem(404, "not_found");
 }

@@ -163,6 +163,21 @@ impl Net {
         }
     }
 
+    /// Adds another gold lab next door serving 560001 with CBC at `cbc_rate`; returns its key.
+    pub(crate) async fn add_gold_lab(&self, id: &str, cbc_rate: i64) -> String {
+        let body = provider_body(
+            "gold",
+            &json!({"lat": 12.9730, "lon": 77.5960, "pincode": "560001"}),
+            &["560001"],
+            json!({"CBC": {"rate_paise": cbc_rate}}),
+        );
+        created_or_replaced(
+            "PUT second gold lab",
+            &self.app.put_provider(id, &body).await,
+        );
+        self.app.provider_key(id).await
+    }
+
     pub(crate) async fn policy(&self, id: &str, body: &Value) {
         created_or_replaced(
             &format!("PUT policy {id}"),

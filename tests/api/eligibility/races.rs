@@ -199,3 +199,31 @@ async fn a_floater_family_shares_one_count() {
     let va = net.ents("fa").await;
     assert_eq!(row(&va, "category:lab").count_reserved, 2, "{va}");
 }
+
+#[tokio::test]
+async fn one_idempotency_key_sent_ten_times_at_once_reserves_once() {
+    let net = Net::build().await;
+    net.policy("two", &policy(json!([lab(json!({"annual_count": 2}))])))
+        .await;
+    net.member("idem", &member("two", json!({}))).await;
+    let body = super::booking("idem", &["CBC"], "idem-once");
+    let (n, body) = (&net, &body);
+    let answers = all_at_once(10, |_| async move {
+        n.app.create_booking_idem(&n.key, "idem-key-1", body).await
+    })
+    .await;
+    let ids: BTreeSet<String> = answers.iter().map(|r| str_of(&r.ok(201)["id"])).collect();
+    assert_eq!(ids.len(), 1, "one key, several bookings: {ids:?}");
+    let id = ids.into_iter().next().unwrap_or_default();
+    let view = net.ents("idem").await;
+    assert_moves(
+        &view,
+        &[Move::new(&id, "idem", "category:lab", "reserve", 1, 40_000)],
+    );
+    assert_eq!(
+        row(&view, "category:lab").count_remaining,
+        Some(1),
+        "{view}"
+    );
+    assert_eq!(net.bookings_of("idem").await.len(), 1);
+}
