@@ -28,6 +28,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
+    #[error("a different supervisor must approve this request")]
+    FourEyes,
     #[error("{0} not found")]
     NotFound(String),
     #[error("no route for this method and path")]
@@ -78,7 +80,7 @@ impl ApiError {
         match self {
             ApiError::InvalidJson(_) | ApiError::InvalidField(..) => 400,
             ApiError::Unauthorized => 401,
-            ApiError::Forbidden(_) => 403,
+            ApiError::Forbidden(_) | ApiError::FourEyes => 403,
             ApiError::NotFound(_) => 404,
             ApiError::MethodNotAllowed => 405,
             ApiError::InvalidTransition(_)
@@ -103,6 +105,7 @@ impl ApiError {
             ApiError::InvalidField(..) => "invalid_field",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::FourEyes => "four_eyes_required",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::InvalidTransition(_) => "invalid_transition",

@@ -93,6 +93,7 @@ pub(crate) async fn check(
             now,
             holding: None,
             weights: state.weights,
+            prefer: None,
         },
     )
     .map_err(fault)?;

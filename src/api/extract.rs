@@ -253,3 +253,35 @@ pub(crate) fn parse_query<T: DeserializeOwned>(query: Option<&str>) -> Result<T,
     serde_urlencoded::from_str(query.unwrap_or(""))
         .map_err(|e| ApiError::InvalidField(format!("query: {e}"), Vec::new()))
 }
+
+/// Audits a read of members' personal data durably before the data is returned.
+pub(crate) async fn record_access(
+    state: &AppState,
+    principal: &Principal,
+    request_id: &str,
+    partner: &workflows::PartnerId,
+    members: Vec<workflows::MemberId>,
+    via: &str,
+) -> Result<(), ApiError> {
+    if members.is_empty() {
+        return Ok(());
+    }
+    let reply = state
+        .engine
+        .submit(EngineRequest {
+            principal: principal.clone(),
+            request_id: request_id.to_owned(),
+            idempotency: None,
+            command: Command::RecordAccess {
+                partner: partner.clone(),
+                members,
+                via: via.to_owned(),
+            },
+        })
+        .await;
+    if reply.status == 200 {
+        Ok(())
+    } else {
+        Err(ApiError::Internal("the access could not be audited".into()))
+    }
+}

@@ -282,6 +282,7 @@ pub(crate) async fn put_member(
 pub(crate) async fn get_member(
     State(state): State<AppState>,
     caller: Caller,
+    meta: Meta,
     Path(raw_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let partner_id = caller.partner()?;
@@ -294,6 +295,15 @@ pub(crate) async fn get_member(
             id.as_str().as_bytes(),
         ))?
         .ok_or_else(|| ApiError::NotFound(format!("member {id}")))?;
+    super::extract::record_access(
+        &state,
+        &caller.0,
+        &meta.request_id,
+        &partner_id,
+        vec![m.id.clone()],
+        "GET /v1/members/{id}",
+    )
+    .await?;
     json_ok(&views::member_view(&m))
 }
 

@@ -126,8 +126,19 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/webhook-deliveries", get(webhooks::list_deliveries))
         .route("/v1/webhook-deliveries/replay", post(webhooks::replay_bulk))
         .route("/v1/webhook-deliveries/{id}/replay", post(webhooks::replay))
-        .route("/v1/ops/exceptions", get(ops::cases))
+        .route("/v1/ops/exceptions", get(ops::cases).post(ops::raise))
         .route("/v1/ops/exceptions/{id}", get(ops::case))
+        .route(
+            "/v1/ops/exceptions/{id}/acknowledge",
+            post(ops::acknowledge),
+        )
+        .route("/v1/ops/exceptions/{id}/escalate", post(ops::escalate))
+        .route("/v1/ops/exceptions/{id}/resolve", post(ops::resolve))
+        .route("/v1/ops/bookings/{id}", get(ops::booking))
+        .route("/v1/ops/bookings/{id}/actions", post(ops::booking_action))
+        .route("/v1/ops/approvals", get(ops::approvals))
+        .route("/v1/ops/approvals/{id}/approve", post(ops::approve))
+        .route("/v1/ops/approvals/{id}/reject", post(ops::reject))
         .route("/v1/ops/audit", get(ops::query))
         .route("/v1/ops/audit/export", get(ops::export))
         .route("/v1/ops/audit/verify", get(ops::verify))

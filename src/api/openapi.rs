@@ -19,7 +19,8 @@ use utoipa::OpenApi;
         provider::list, provider::get_one, provider::event,
         webhooks::put_endpoint, webhooks::get_endpoint, webhooks::delete_endpoint,
         webhooks::list_deliveries, webhooks::replay, webhooks::replay_bulk,
-        ops::cases, ops::case, ops::query, ops::export, ops::verify,
+        ops::cases, ops::case, ops::raise, ops::acknowledge, ops::escalate, ops::resolve,
+        ops::booking, ops::booking_action, ops::approvals, ops::approve, ops::reject, ops::query, ops::export, ops::verify,
     ),
     tags((name = "admin"), (name = "partner"), (name = "provider"), (name = "operator"), (name = "service"))
 )]

@@ -1,18 +1,21 @@
 //! Operator routes: exception cases (read) and the audit chain (query, export, verify).
 
-use super::extract::{json_ok, parse_query, path_id, Caller};
+use super::extract::{json_ok, parse_json, parse_query, path_id, submit, Body, Caller, Meta};
 use super::validate::Checks;
 use super::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use axum::body::Body;
+
+use crate::engine::ops::{Approval, OpsAction};
+use crate::engine::Command;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
 use store::audit::{self, AuditEntry};
 use store::keys::{self, table};
-use workflows::case::ExceptionCase;
+use utoipa::ToSchema;
+use workflows::case::{CaseCommand, ExceptionCase, Severity};
 use workflows::Date;
 
 /// Entries one query may examine, and page sizes.
@@ -146,7 +149,7 @@ pub(crate) async fn export(
     });
     Ok((
         [("content-type", "application/x-ndjson")],
-        Body::from_stream(stream),
+        axum::body::Body::from_stream(stream),
     )
         .into_response())
 }
@@ -243,4 +246,310 @@ pub(crate) async fn case(
         .get(&keys::one(table::CASE, id.as_bytes()))?
         .ok_or_else(|| ApiError::NotFound(format!("exception {raw_id}")))?;
     json_ok(&crate::views::case_view(&c))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct ReasonBody {
+    reason: Option<String>,
+}
+
+/// A non-empty reason of at most 500 characters, else 422 `reason_required` / 400.
+fn reason_of(r: Option<&str>) -> Result<String, ApiError> {
+    let reason = r.map(str::trim).unwrap_or("");
+    if reason.is_empty() {
+        return Err(ApiError::ReasonRequired);
+    }
+    if reason.chars().count() > super::validate::TEXT_LEN_MAX {
+        return Err(ApiError::field("reason", "must be at most 500 characters"));
+    }
+    Ok(reason.to_owned())
+}
+
+fn parse_reason(body: &[u8]) -> Result<String, ApiError> {
+    let dto: ReasonBody = if body.is_empty() {
+        ReasonBody { reason: None }
+    } else {
+        parse_json(body)?
+    };
+    reason_of(dto.reason.as_deref())
+}
+
+async fn case_command(
+    state: AppState,
+    caller: Caller,
+    meta: Meta,
+    raw_id: String,
+    body: bytes::Bytes,
+    make: fn(String, String) -> CaseCommand,
+) -> Result<Response, ApiError> {
+    operator(&caller)?;
+    let Principal::Operator(op, _) = &caller.0 else {
+        return Err(ApiError::Forbidden(
+            "this action needs an operator key".into(),
+        ));
+    };
+    let id = path_id(&raw_id, "exception", workflows::CaseId::parse)?;
+    let reason = parse_reason(&body)?;
+    let command = Command::CaseAction {
+        case: id,
+        command: make(op.to_string(), reason),
+    };
+    Ok(submit(&state, caller.0.clone(), &meta, &body, command).await)
+}
+
+/// Acknowledge an exception case (stops its auto-escalation).
+#[utoipa::path(post, path = "/v1/ops/exceptions/{id}/acknowledge", tag = "operator", request_body = ReasonBody,
+    responses((status = 200, description = "the case"), (status = 422, description = "reason_required"), (status = 409, description = "invalid_transition")))]
+pub(crate) async fn acknowledge(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path(raw_id): Path<String>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    case_command(state, caller, meta, raw_id, body, |by, reason| {
+        CaseCommand::Acknowledge { by, reason }
+    })
+    .await
+}
+
+/// Escalate an exception case.
+#[utoipa::path(post, path = "/v1/ops/exceptions/{id}/escalate", tag = "operator", request_body = ReasonBody,
+    responses((status = 200, description = "the case")))]
+pub(crate) async fn escalate(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path(raw_id): Path<String>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    case_command(state, caller, meta, raw_id, body, |by, reason| {
+        CaseCommand::Escalate { by, reason }
+    })
+    .await
+}
+
+/// Resolve an exception case.
+#[utoipa::path(post, path = "/v1/ops/exceptions/{id}/resolve", tag = "operator", request_body = ReasonBody,
+    responses((status = 200, description = "the case")))]
+pub(crate) async fn resolve(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path(raw_id): Path<String>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    case_command(state, caller, meta, raw_id, body, |by, reason| {
+        CaseCommand::Resolve { by, reason }
+    })
+    .await
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct RaiseBody {
+    booking_id: String,
+    reason: Option<String>,
+    /// `low`, `medium` or `high` (default low).
+    severity: Option<String>,
+}
+
+/// Raise a `manual` exception case on a booking.
+#[utoipa::path(post, path = "/v1/ops/exceptions", tag = "operator", request_body = RaiseBody,
+    responses((status = 201, description = "the case")))]
+pub(crate) async fn raise(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    operator(&caller)?;
+    let dto: RaiseBody = parse_json(&body)?;
+    let reason = reason_of(dto.reason.as_deref())?;
+    let booking = workflows::BookingId::parse(&dto.booking_id)
+        .map_err(|_| ApiError::field("booking_id", "is not a booking id"))?;
+    let severity = match dto.severity.as_deref() {
+        None => None,
+        Some("low") => Some(Severity::Low),
+        Some("medium") => Some(Severity::Medium),
+        Some("high") => Some(Severity::High),
+        Some(_) => return Err(ApiError::field("severity", "must be low, medium or high")),
+    };
+    let command = Command::RaiseCase {
+        booking,
+        reason,
+        severity,
+    };
+    Ok(submit(&state, caller.0, &meta, &body, command).await)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct ActionBody {
+    /// `reassign`, `extend_sla`, `force_transition`, `cancel` or `waive_copay`.
+    action: String,
+    reason: Option<String>,
+    /// reassign: a specific provider (else the next best).
+    provider_id: Option<String>,
+    /// extend_sla: e.g. `"30m"`.
+    extend_by: Option<String>,
+    /// force_transition: `completed`, `cancelled` or `no_show`.
+    to_state: Option<String>,
+}
+
+/// A governed operator action on a booking. `waive_copay` and `force_transition` to
+/// `completed` answer 202 with a pending approval for a second supervisor.
+#[utoipa::path(post, path = "/v1/ops/bookings/{id}/actions", tag = "operator", request_body = ActionBody,
+    responses((status = 200, description = "the booking after the action"), (status = 202, description = "`{approval_id, state: pending}`"),
+    (status = 403, description = "the role may not"), (status = 422, description = "reason_required")))]
+pub(crate) async fn booking_action(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path(raw_id): Path<String>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    operator(&caller)?;
+    let booking = path_id(&raw_id, "booking", workflows::BookingId::parse)?;
+    let dto: ActionBody = parse_json(&body)?;
+    let reason = reason_of(dto.reason.as_deref())?;
+    let mut c = Checks::default();
+    let action = match dto.action.as_str() {
+        "reassign" => Some(OpsAction::Reassign {
+            provider_id: dto
+                .provider_id
+                .as_deref()
+                .and_then(|p| c.id("provider_id", p, workflows::ProviderId::parse)),
+        }),
+        "extend_sla" => match dto.extend_by.as_deref() {
+            Some(d) => Some(OpsAction::ExtendSla {
+                by: c.duration("extend_by", d),
+            }),
+            None => {
+                c.fail("extend_by", "extend_sla needs extend_by, e.g. \"30m\"");
+                None
+            }
+        },
+        "cancel" => Some(OpsAction::Cancel),
+        "waive_copay" => Some(OpsAction::WaiveCopay),
+        "force_transition" => match dto
+            .to_state
+            .as_deref()
+            .and_then(workflows::booking::BookingState::parse)
+        {
+            Some(to) => Some(OpsAction::ForceTransition { to }),
+            None => {
+                c.fail(
+                    "to_state",
+                    "force_transition needs to_state: completed, cancelled or no_show",
+                );
+                None
+            }
+        },
+        _ => {
+            c.fail(
+                "action",
+                "must be reassign, extend_sla, force_transition, cancel or waive_copay",
+            );
+            None
+        }
+    };
+    c.done()?;
+    let action = super::validate::checked(action)?;
+    let command = Command::OpsBookingAction {
+        booking,
+        action,
+        reason,
+    };
+    Ok(submit(&state, caller.0, &meta, &body, command).await)
+}
+
+async fn decide(
+    state: AppState,
+    caller: Caller,
+    meta: Meta,
+    raw_id: String,
+    body: bytes::Bytes,
+    approve: bool,
+) -> Result<Response, ApiError> {
+    operator(&caller)?;
+    let approval = uuid::Uuid::parse_str(&raw_id)
+        .map_err(|_| ApiError::NotFound(format!("approval {raw_id}")))?;
+    let reason = parse_reason(&body)?;
+    let command = Command::DecideApproval {
+        approval,
+        approve,
+        reason,
+    };
+    Ok(submit(&state, caller.0, &meta, &body, command).await)
+}
+
+/// Approve a pending request (a supervisor other than the requester): the action is applied.
+#[utoipa::path(post, path = "/v1/ops/approvals/{id}/approve", tag = "operator", request_body = ReasonBody,
+    responses((status = 200, description = "the approval"), (status = 403, description = "four_eyes_required or not a supervisor")))]
+pub(crate) async fn approve(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path(raw_id): Path<String>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    decide(state, caller, meta, raw_id, body, true).await
+}
+
+/// Reject a pending request.
+#[utoipa::path(post, path = "/v1/ops/approvals/{id}/reject", tag = "operator", request_body = ReasonBody,
+    responses((status = 200, description = "the approval")))]
+pub(crate) async fn reject(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    Path(raw_id): Path<String>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    decide(state, caller, meta, raw_id, body, false).await
+}
+
+/// Approval requests, newest first (`?state=pending`).
+#[utoipa::path(get, path = "/v1/ops/approvals", tag = "operator",
+    params(("state" = Option<String>, Query)), responses((status = 200, description = "`{items}`")))]
+pub(crate) async fn approvals(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    operator(&caller)?;
+    #[derive(Deserialize)]
+    struct Q {
+        state: Option<String>,
+    }
+    let q: Q = parse_query(raw.as_deref())?;
+    let mut items = Vec::new();
+    for (scanned, item) in state
+        .store
+        .scan_prefix(&[table::APPROVAL])
+        .rev()
+        .enumerate()
+    {
+        if scanned >= SCAN_MAX {
+            break;
+        }
+        let (_, v) = item.map_err(store::Error::from)?;
+        let a: Approval = store::codec::decode(&v)?;
+        if q.state.as_deref().is_none_or(|s| a.state.as_str() == s) {
+            items.push(a.view());
+        }
+    }
+    json_ok(&serde_json::json!({ "items": items }))
+}
+
+/// One booking, as operators see it.
+#[utoipa::path(get, path = "/v1/ops/bookings/{id}", tag = "operator",
+    responses((status = 200, description = "the booking"), (status = 404, description = "unknown")))]
+pub(crate) async fn booking(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(raw_id): Path<String>,
+) -> Result<Response, ApiError> {
+    operator(&caller)?;
+    let record = super::bookings::visible_booking(&state.store, &caller.0, &raw_id)?;
+    super::bookings::render(&state.store, &record)
 }

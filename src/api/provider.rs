@@ -20,6 +20,7 @@ use workflows::BookingId;
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
+    meta: Meta,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let provider_id = caller.provider()?;
@@ -30,13 +31,39 @@ pub(crate) async fn list(
         &[],
     );
     let store = &state.store;
-    list_from_index(
+    let shown = std::sync::Mutex::new(Vec::new());
+    let resp = list_from_index(
         store,
         &prefix,
         &q,
         |r| r.booking.provider_id.as_ref() == Some(&provider_id),
-        |r| provider_json(store, r),
-    )
+        |r| {
+            if shows_member(r) {
+                if let Ok(mut v) = shown.lock() {
+                    v.push((r.booking.partner_id.clone(), r.booking.member_id.clone()));
+                }
+            }
+            provider_json(store, r)
+        },
+    )?;
+    let shown = shown.into_inner().unwrap_or_default();
+    let mut by_partner: std::collections::BTreeMap<workflows::PartnerId, Vec<workflows::MemberId>> =
+        Default::default();
+    for (p, m) in shown {
+        by_partner.entry(p).or_default().push(m);
+    }
+    for (partner, members) in by_partner {
+        super::extract::record_access(
+            &state,
+            &caller.0,
+            &meta.request_id,
+            &partner,
+            members,
+            "GET /v1/provider/bookings",
+        )
+        .await?;
+    }
+    Ok(resp)
 }
 
 /// One booking routed to the calling provider.
@@ -45,11 +72,32 @@ pub(crate) async fn list(
 pub(crate) async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
+    meta: Meta,
     Path(raw_id): Path<String>,
 ) -> Result<Response, ApiError> {
     caller.provider()?;
     let record = visible_booking(&state.store, &caller.0, &raw_id)?;
+    if shows_member(&record) {
+        super::extract::record_access(
+            &state,
+            &caller.0,
+            &meta.request_id,
+            &record.booking.partner_id,
+            vec![record.booking.member_id.clone()],
+            "GET /v1/provider/bookings/{id}",
+        )
+        .await?;
+    }
     super::extract::json_ok(&provider_json(&state.store, &record)?)
+}
+
+/// Whether the provider's view of this booking includes the member's personal data.
+fn shows_member(r: &workflows::booking::BookingRecord) -> bool {
+    !matches!(
+        r.state(),
+        workflows::booking::BookingState::PendingProvider
+            | workflows::booking::BookingState::Failed
+    )
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -35,6 +35,7 @@ pub(super) fn create(tx: &mut Tx<'_, '_>, req: &NewBookingRequest) -> Exec<Done>
             now: tx.now,
             holding: None,
             weights: tx.ctx.weights,
+            prefer: None,
         },
     )?;
     if !a.verdict.eligible() {
@@ -141,6 +142,16 @@ pub(super) fn next_route(
     record: &BookingRecord,
     trigger: RouteTrigger,
 ) -> Exec<RouteChoice> {
+    next_route_to(tx, record, trigger, None)
+}
+
+/// As [`next_route`], choosing `prefer` when it is an eligible candidate.
+pub(super) fn next_route_to(
+    tx: &Tx<'_, '_>,
+    record: &BookingRecord,
+    trigger: RouteTrigger,
+    prefer: Option<&ProviderId>,
+) -> Exec<RouteChoice> {
     let b = &record.booking;
     let tried = b.tried();
     let a = eligibility::assess(
@@ -157,6 +168,7 @@ pub(super) fn next_route(
             now: tx.now,
             holding: Some(b),
             weights: tx.ctx.weights,
+            prefer,
         },
     )?;
     Ok(a.route)
@@ -209,25 +221,7 @@ pub(super) fn act(tx: &mut Tx<'_, '_>, id: BookingId, action: &BookingAction) ->
         BookingAction::Completed { billed } => BookingCommand::Completed { billed: *billed },
         BookingAction::NoShow => BookingCommand::NoShow,
     };
-    // A reschedule that moves the booking to another India day moves its capacity too.
-    let old_day = Date::india_of(record.booking.slot.start);
-    let (next, fx) = booking::apply(&record, &cmd, &tx.ctx.sla, tx.now).map_err(|e| match e {
-        booking::Error::InvalidTransition { .. } => {
-            Fail::Api(ApiError::InvalidTransition(e.to_string()))
-        }
-        booking::Error::NoRoute => Fail::Api(ApiError::internal(e)),
-    })?;
-    for (kind, state) in super::timers::sla_moves(&record, &next) {
-        tx.ctx
-            .metrics
-            .sla_outcomes
-            .with_label_values(&[kind.as_str(), state.as_str()])
-            .inc();
-    }
-    effects::apply(tx, &next, &fx)?;
-    move_capacity_day(tx, &record, &next, old_day)?;
-    reindex_provider(tx, &record, &next);
-    tx.txn.put(booking_key(id), &next)?;
+    let next = commit_transition(tx, &record, &cmd)?;
     let reason = match action {
         BookingAction::Cancel { reason } => Some(reason.clone()),
         BookingAction::Reject { reason } => reason.clone(),
@@ -250,6 +244,39 @@ pub(super) fn act(tx: &mut Tx<'_, '_>, id: BookingId, action: &BookingAction) ->
     .states(Some(from.as_str()), Some(next.state().as_str()));
     done.reason = reason;
     Ok(done)
+}
+
+/// Runs `cmd` on `record` and writes the result with all its effects: the one path every
+/// booking transition takes (partner, provider, operator, approval, timer).
+pub(super) fn commit_transition(
+    tx: &mut Tx<'_, '_>,
+    record: &BookingRecord,
+    cmd: &BookingCommand,
+) -> Exec<BookingRecord> {
+    // A reschedule that moves the booking to another India day moves its capacity too.
+    let old_day = Date::india_of(record.booking.slot.start);
+    let (next, fx) = booking::apply(record, cmd, &tx.ctx.sla, tx.now).map_err(|e| match e {
+        booking::Error::InvalidTransition { .. } => {
+            Fail::Api(ApiError::InvalidTransition(e.to_string()))
+        }
+        booking::Error::NoRoute => Fail::Api(ApiError::internal(e)),
+    })?;
+    for (kind, state) in super::timers::sla_moves(record, &next) {
+        tx.ctx
+            .metrics
+            .sla_outcomes
+            .with_label_values(&[kind.as_str(), state.as_str()])
+            .inc();
+    }
+    effects::apply(tx, &next, &fx)?;
+    move_capacity_day(tx, record, &next, old_day)?;
+    reindex_provider(tx, record, &next);
+    tx.txn.put(booking_key(next.booking.id), &next)?;
+    if next.state() == workflows::booking::BookingState::Completed && !record.state().is_terminal()
+    {
+        super::ops::clear_causes(tx, &next)?;
+    }
+    Ok(next)
 }
 
 fn invalid(from: &'static str, command: &'static str) -> Fail {

@@ -69,6 +69,8 @@ pub struct EngineContext {
     pub timer_wake: Arc<TimerWake>,
     /// Wakes the webhook dispatcher when a batch wrote deliveries.
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// `[exceptions] ack_within`: an open case not acknowledged by then escalates itself.
+    pub ack_within: workflows::Millis,
 }
 
 enum Msg {

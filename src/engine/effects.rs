@@ -78,39 +78,7 @@ pub(super) fn apply(tx: &mut Tx<'_, '_>, record: &BookingRecord, effects: &[Effe
                     detail.clone(),
                     tx.now,
                 );
-                tx.txn
-                    .put(keys::one(table::CASE, case.id.as_bytes()), &case)?;
-                tx.txn.put_raw(
-                    keys::compose(
-                        table::CASE_BY_BOOKING,
-                        &[],
-                        &[booking.id.as_bytes().as_slice(), case.id.as_bytes()].concat(),
-                    ),
-                    Vec::new(),
-                );
-                tx.audit_system(
-                    "exception.opened",
-                    Target {
-                        kind: "exception".into(),
-                        id: case.id.to_string(),
-                    },
-                    Some("open"),
-                    Some(format!(
-                        "{} on booking {}: {}",
-                        case_type.as_str(),
-                        booking.id,
-                        detail
-                    )),
-                )?;
-                count(tx, EventType::ExceptionOpened);
-                super::webhooks::enqueue(
-                    tx,
-                    &booking.partner_id,
-                    EventType::ExceptionOpened.as_str(),
-                    booking.id.0,
-                    Some(booking.id.0),
-                    crate::views::case_view(&case),
-                )?;
+                store_case(tx, &case, true)?;
             }
             Effect::Entitlement {
                 kind,
@@ -132,6 +100,52 @@ pub(super) fn apply(tx: &mut Tx<'_, '_>, record: &BookingRecord, effects: &[Effe
                 tx.txn.put(key, &next)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Writes a new case: record, booking index, audit entry, acknowledgement timer, and (unless
+/// the case is about webhooks themselves) an `exception.opened` event.
+pub(super) fn store_case(tx: &mut Tx<'_, '_>, case: &ExceptionCase, notify: bool) -> Exec<()> {
+    tx.txn
+        .put(keys::one(table::CASE, case.id.as_bytes()), case)?;
+    if let Some(b) = case.booking_id {
+        tx.txn.put_raw(
+            keys::compose(
+                table::CASE_BY_BOOKING,
+                &[],
+                &[b.as_bytes().as_slice(), case.id.as_bytes()].concat(),
+            ),
+            Vec::new(),
+        );
+    }
+    tx.audit_system(
+        "exception.opened",
+        Target {
+            kind: "exception".into(),
+            id: case.id.to_string(),
+        },
+        Some("open"),
+        Some(format!(
+            "{}{}: {}",
+            case.case_type.as_str(),
+            case.booking_id
+                .map(|b| format!(" on booking {b}"))
+                .unwrap_or_default(),
+            case.detail
+        )),
+    )?;
+    super::ops::arm_ack_timer(tx, case);
+    count(tx, EventType::ExceptionOpened);
+    if notify {
+        super::webhooks::enqueue(
+            tx,
+            &case.partner_id,
+            EventType::ExceptionOpened.as_str(),
+            case.booking_id.map(|b| b.0).unwrap_or(case.id.0),
+            case.booking_id.map(|b| b.0),
+            crate::views::case_view(case),
+        )?;
     }
     Ok(())
 }

@@ -31,6 +31,8 @@ pub struct Ask<'a> {
     /// A booking being re-priced: its own reservation counts as available again.
     pub holding: Option<&'a Booking>,
     pub weights: workflows::routing::Weights,
+    /// Choose this provider if it is an eligible candidate (an operator's reassign).
+    pub prefer: Option<&'a ProviderId>,
 }
 
 /// The outcome of the pipeline.
@@ -133,7 +135,7 @@ pub fn assess(r: &impl Reader, ask: &Ask<'_>) -> Result<Assessment, Fault> {
         },
     };
     let slot_day = Date::india_of(ask.slot.start);
-    let (mut route, chosen) = match (&member, &policy) {
+    let (mut route, mut chosen) = match (&member, &policy) {
         (Some(_), Some(p)) => routing::decide(
             r,
             &RouteInput {
@@ -161,6 +163,20 @@ pub fn assess(r: &impl Reader, ask: &Ask<'_>) -> Result<Assessment, Fault> {
             None,
         ),
     };
+    if let Some(wanted) = ask.prefer {
+        if let Some(pos) = route
+            .candidates
+            .iter()
+            .position(|c| &c.provider_id == wanted)
+        {
+            let c = route.candidates.remove(pos);
+            route.candidates.insert(0, c);
+            chosen = r.get(&keys::one(table::PROVIDER, wanted.as_str().as_bytes()))?;
+            route.provider_id = chosen
+                .as_ref()
+                .map(|p: &workflows::network::Provider| p.id.clone());
+        }
+    }
     let ledger = match (&member, &policy) {
         (Some(m), Some(p)) => Some(ledger_of(m, p, slot_day)),
         _ => None,

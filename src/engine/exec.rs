@@ -1,7 +1,7 @@
 //! Running one request inside the batch transaction: idempotency, dispatch, audit.
 
 use super::committer::EngineContext;
-use super::{admin, bookings, cron, timers, webhooks, Command, Reply, Request};
+use super::{admin, bookings, cron, ops, timers, webhooks, Command, Reply, Request};
 use crate::error::ApiError;
 use bytes::Bytes;
 use serde::Serialize;
@@ -177,6 +177,11 @@ pub(super) fn kind_of(cmd: &Command) -> &'static str {
         Command::RecordAttempt { .. } => "record_attempt",
         Command::ReplayDelivery { .. } => "replay_delivery",
         Command::ReplayDead { .. } => "replay_dead",
+        Command::OpsBookingAction { .. } => "ops_booking_action",
+        Command::CaseAction { .. } => "case_action",
+        Command::RaiseCase { .. } => "raise_case",
+        Command::DecideApproval { .. } => "decide_approval",
+        Command::RecordAccess { .. } => "record_access",
     }
 }
 
@@ -267,6 +272,43 @@ fn describe(cmd: &Command) -> (String, Target) {
             "webhook.replay_dead".into(),
             target("partner", partner.to_string()),
         ),
+        Command::OpsBookingAction {
+            booking, action, ..
+        } => (
+            format!("booking.ops.{}", action.name()),
+            target("booking", booking.to_string()),
+        ),
+        Command::CaseAction { case, command } => (
+            format!("exception.{}", command.name()),
+            target("exception", case.to_string()),
+        ),
+        Command::RaiseCase { booking, .. } => (
+            "exception.raised".into(),
+            target("booking", booking.to_string()),
+        ),
+        Command::DecideApproval {
+            approval, approve, ..
+        } => (
+            if *approve {
+                "approval.approved"
+            } else {
+                "approval.rejected"
+            }
+            .into(),
+            target("approval", approval.to_string()),
+        ),
+        Command::RecordAccess {
+            partner, members, ..
+        } => (
+            "member.personal_data_read".into(),
+            target(
+                "member",
+                format!(
+                    "{partner}/{}",
+                    members.first().map(|m| m.as_str()).unwrap_or("")
+                ),
+            ),
+        ),
     }
 }
 
@@ -311,6 +353,27 @@ fn dispatch(tx: &mut Tx<'_, '_>) -> Exec<Done> {
         Command::ReplayDead { partner, since } => {
             webhooks::replay_dead(tx, partner, *since, 10_000)
         }
+        Command::OpsBookingAction {
+            booking,
+            action,
+            reason,
+        } => ops::booking_action(tx, *booking, action, reason),
+        Command::CaseAction { case, command } => ops::case_action(tx, *case, command),
+        Command::RaiseCase {
+            booking,
+            reason,
+            severity,
+        } => ops::raise_case(tx, *booking, reason, *severity),
+        Command::DecideApproval {
+            approval,
+            approve,
+            reason,
+        } => ops::decide(tx, approval, *approve, reason),
+        Command::RecordAccess {
+            partner,
+            members,
+            via,
+        } => ops::record_access(tx, partner, members, via),
     }
 }
 

@@ -12,6 +12,7 @@ mod cron;
 mod effects;
 pub mod eligibility;
 mod exec;
+pub mod ops;
 pub mod routing;
 mod timers;
 mod webhooks;
@@ -108,6 +109,35 @@ pub enum Command {
     ReplayDead {
         partner: PartnerId,
         since: Option<workflows::Timestamp>,
+    },
+    /// An operator acts on a booking (roles and four-eyes rules apply).
+    OpsBookingAction {
+        booking: BookingId,
+        action: ops::OpsAction,
+        reason: String,
+    },
+    /// An operator moves an exception case.
+    CaseAction {
+        case: workflows::CaseId,
+        command: workflows::case::CaseCommand,
+    },
+    /// An operator raises a `manual` case on a booking.
+    RaiseCase {
+        booking: BookingId,
+        reason: String,
+        severity: Option<workflows::case::Severity>,
+    },
+    /// A supervisor approves or rejects a pending approval.
+    DecideApproval {
+        approval: uuid::Uuid,
+        approve: bool,
+        reason: String,
+    },
+    /// Audits reads of members' personal data.
+    RecordAccess {
+        partner: PartnerId,
+        members: Vec<MemberId>,
+        via: String,
     },
     /// Drops idempotency records created before `before`, at most `max` per command.
     PurgeIdempotency {

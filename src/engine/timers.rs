@@ -21,6 +21,13 @@ pub(super) fn fire(tx: &mut Tx<'_, '_>, key: &[u8]) -> Exec<Done> {
     let Some((due, raw_id, kind_b, phase_b)) = keys::parse_timer(key) else {
         return Err(ApiError::internal("malformed timer key").into());
     };
+    if kind_b == super::ops::CASE_ACK_KIND {
+        if !tx.txn.contains(key)? {
+            return noop();
+        }
+        tx.txn.delete(key.to_vec());
+        return super::ops::ack_deadline(tx, workflows::CaseId(uuid::Uuid::from_bytes(raw_id)));
+    }
     let (Some(kind), Some(phase)) = (kind_of_byte(kind_b), phase_of_byte(phase_b)) else {
         return Err(ApiError::internal("unknown timer kind").into());
     };

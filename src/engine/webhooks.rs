@@ -4,7 +4,6 @@
 use super::exec::{Done, Exec, Tx};
 use crate::error::ApiError;
 use crate::webhooks::{Attempt, Delivery, DeliveryStatus, Endpoint, Secret, ROTATION_OVERLAP_MS};
-use store::audit::Target;
 use store::keys::{self, table};
 use store::Reader;
 use workflows::case::ExceptionCase;
@@ -312,27 +311,8 @@ fn open_dead_case(tx: &mut Tx<'_, '_>, d: &Delivery) -> Exec<()> {
         ),
         tx.now,
     );
-    tx.txn
-        .put(keys::one(table::CASE, case.id.as_bytes()), &case)?;
-    if let Some(b) = d.booking_id {
-        tx.txn.put_raw(
-            keys::compose(
-                table::CASE_BY_BOOKING,
-                &[],
-                &[b.as_bytes().as_slice(), case.id.as_bytes()].concat(),
-            ),
-            Vec::new(),
-        );
-    }
-    tx.audit_system(
-        "exception.opened",
-        Target {
-            kind: "exception".into(),
-            id: case.id.to_string(),
-        },
-        Some("open"),
-        Some(case.detail.clone()),
-    )
+    // No `exception.opened` webhook about a dead webhook: it could feed on itself.
+    super::effects::store_case(tx, &case, false)
 }
 
 /// Makes deliveries pending and due now (a replay keeps the attempt history).

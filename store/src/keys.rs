@@ -40,6 +40,7 @@ pub mod table {
     pub const DELIVERY_DUE: u8 = 0x1D;
     pub const DELIVERY_BY_PARTNER: u8 = 0x1E;
     pub const DELIVERY_CHAIN: u8 = 0x1F;
+    pub const APPROVAL: u8 = 0x20;
 }
 
 const SEP: u8 = 0x00;

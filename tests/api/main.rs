@@ -13,3 +13,4 @@ mod routing;
 mod service;
 mod sla;
 mod tenancy;
+mod webhooks;

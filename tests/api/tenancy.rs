@@ -154,3 +154,26 @@ async fn partner_b_cannot_see_partner_a_members_or_policies() {
         "B's eligibility check for A's member: {e}"
     );
 }
+
+#[tokio::test]
+async fn provider_reads_only_its_own_booking() {
+    let app = TestApp::spawn().await;
+    let w = World::build(&app).await;
+    let pa = &w.partner;
+    let a = app
+        .create_booking(&pa.key, &pa.booking(0, "tenant-read"))
+        .await
+        .ok(201);
+    let id = str_of(&a["id"]);
+    let p1 = str_of(&a["provider_id"]);
+    let path = format!("/v1/provider/bookings/{id}");
+    let mine = app.get(&path, Some(&w.provider(&p1).key)).await.ok(200);
+    assert_eq!(mine["id"], id.as_str(), "{mine}");
+    let other = BLR_FULL.iter().find(|p| **p != p1).expect("another lab");
+    app.get(&path, Some(&w.provider(other).key))
+        .await
+        .problem(404, "not_found");
+    app.get(&path, Some(&w.provider("mum-lab-1").key))
+        .await
+        .problem(404, "not_found");
+}

@@ -398,6 +398,22 @@ fn any_command() -> impl Strategy<Value = BookingCommand> {
                 0
             )
         }),
+        (1i64..120).prop_map(|m| BookingCommand::ExtendSla {
+            by: Millis(m * MIN)
+        }),
+        (0i64..20_000).prop_map(|p| BookingCommand::WaiveCopay {
+            extra: vec![("category:lab".into(), Paise(p))]
+        }),
+        prop_oneof![
+            Just(BookingState::Completed),
+            Just(BookingState::Cancelled),
+            Just(BookingState::NoShow),
+            Just(BookingState::Confirmed)
+        ]
+        .prop_map(|to| BookingCommand::ForceTransition {
+            to,
+            reason: "ops".into()
+        }),
         (kinds, phases, 0i64..3000, any::<bool>()).prop_map(|(kind, phase, due, reroute)| {
             BookingCommand::TimerFired {
                 timer: TimerSpec {

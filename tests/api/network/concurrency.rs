@@ -32,7 +32,10 @@ fn slot(i: usize) -> (String, String) {
 async fn check_counts(app: &TestApp, net: &Net, admitted: &BTreeSet<String>, when: &str) {
     let all = app.list_all_bookings(net.pk(), "").await;
     let ids: BTreeSet<String> = all.iter().map(|b| str_of(&b["id"])).collect();
-    assert_eq!(&ids, admitted, "{when}: the partner list differs from the 201 answers");
+    assert_eq!(
+        &ids, admitted,
+        "{when}: the partner list differs from the 201 answers"
+    );
     let mut per: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for b in &all {
         assert_eq!(b["state"], "pending_provider", "{when}: {b}");
@@ -43,18 +46,34 @@ async fn check_counts(app: &TestApp, net: &Net, admitted: &BTreeSet<String>, whe
     for (p, cap) in CAPACITY {
         let n = per.get(p).map_or(0, BTreeSet::len);
         assert!(n <= cap, "{when}: {p} has {n} bookings, capacity {cap}");
-        assert_eq!(n, cap, "{when}: {p} has {n} of {cap} (total {TOTAL} routed)");
+        assert_eq!(
+            n, cap,
+            "{when}: {p} has {n} of {cap} (total {TOTAL} routed)"
+        );
         let own = provider_list_ids(app, net.key(p)).await;
-        assert_eq!(own, per[p], "{when}: {p}'s own list differs from the partner list");
+        assert_eq!(
+            own, per[p],
+            "{when}: {p}'s own list differs from the partner list"
+        );
     }
-    assert_eq!(per.len(), CAPACITY.len(), "{when}: unknown providers: {per:?}");
+    assert_eq!(
+        per.len(),
+        CAPACITY.len(),
+        "{when}: unknown providers: {per:?}"
+    );
 }
 
 /// Asserts a booking on the full day is refused with `network_not_covered` only, and one on
 /// the next India day is admitted.
 async fn check_day_is_full(app: &TestApp, net: &Net, tag: &str) {
     let (s, e) = slot(60);
-    let body = booking(net.member(0), &["CBC"], (&s, &e), BLR, &format!("cc-{tag}-late"));
+    let body = booking(
+        net.member(0),
+        &["CBC"],
+        (&s, &e),
+        BLR,
+        &format!("cc-{tag}-late"),
+    );
     let r = app.create_booking(net.pk(), &body).await;
     assert_eq!(
         reason_codes(&r),
@@ -91,7 +110,13 @@ async fn fifty_concurrent_bookings_fill_exactly_twenty_slots_and_survive_sigkill
     let bodies: Vec<Value> = (0..BURST)
         .map(|i| {
             let (s, e) = slot(i);
-            booking(net.member(i % 4), &["CBC"], (&s, &e), BLR, &format!("cc-{i}"))
+            booking(
+                net.member(i % 4),
+                &["CBC"],
+                (&s, &e),
+                BLR,
+                &format!("cc-{i}"),
+            )
         })
         .collect();
     let answers = join_all(bodies.iter().map(|b| app.create_booking(net.pk(), b))).await;

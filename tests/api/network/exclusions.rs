@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::{
-    blr_booking, booking, candidate_ids, excluded_map, lab, mentioned, routing_items, Net, BLR,
-    MUM,
+    blr_booking, booking, candidate_ids, excluded_map, lab, mentioned, routing_items, Net, BLR, MUM,
 };
 use crate::harness::{str_of, TestApp};
 
@@ -121,7 +120,11 @@ async fn every_exclusion_reason_is_shown_on_the_booking_and_in_its_routing_histo
     assert_eq!(candidate_ids(r), ["ex-backup"], "{r}");
     let mut want2 = want.clone();
     want2.insert("ex-ok".into(), "already_tried".into());
-    assert_eq!(excluded_map(r), want2, "all seven reasons after the reject: {r}");
+    assert_eq!(
+        excluded_map(r),
+        want2,
+        "all seven reasons after the reject: {r}"
+    );
 
     // The history keeps both decisions, oldest first; the booking shows the latest.
     let items = routing_items(&app, net.pk(), &id).await;
@@ -152,7 +155,8 @@ async fn open_hours_are_india_time_and_the_whole_slot_must_fit() {
     let app = TestApp::spawn().await;
     let mut net = Net::build(&app).await;
     let (lat, lon, pin) = BLR;
-    net.add(&app, "oh-always", &lab(12.9750, 77.6000, pin)).await;
+    net.add(&app, "oh-always", &lab(12.9750, 77.6000, pin))
+        .await;
     let mut closed = lab(lat, lon, pin);
     closed["open_hours"] = json!({"mon": ["07:00-09:00"]});
     net.add(&app, "oh-morning", &closed).await;
@@ -162,14 +166,62 @@ async fn open_hours_are_india_time_and_the_whole_slot_must_fit() {
 
     // 2030-01-07 is a Monday. (what, start, end, oh-morning open?, oh-night open?)
     let cases = [
-        ("mon 07:00-08:00 IST", "2030-01-07T01:30:00Z", "2030-01-07T02:30:00Z", true, false),
-        ("mon 07:00-09:00 IST (exactly the range)", "2030-01-07T01:30:00Z", "2030-01-07T03:30:00Z", true, false),
-        ("mon 08:30-09:30 IST (runs past closing)", "2030-01-07T03:00:00Z", "2030-01-07T04:00:00Z", false, false),
-        ("mon 06:30-07:30 IST (starts before opening)", "2030-01-07T01:00:00Z", "2030-01-07T02:00:00Z", false, false),
-        ("mon 12:30-13:30 IST (07:00-08:00 UTC)", "2030-01-07T07:00:00Z", "2030-01-07T08:00:00Z", false, false),
-        ("tue 07:00-08:00 IST (day not listed)", "2030-01-08T01:30:00Z", "2030-01-08T02:30:00Z", false, false),
-        ("tue 00:15-01:15 IST (monday in UTC)", "2030-01-07T18:45:00Z", "2030-01-07T19:45:00Z", false, true),
-        ("mon 23:30-tue 00:30 IST (crosses midnight)", "2030-01-07T18:00:00Z", "2030-01-07T19:00:00Z", false, false),
+        (
+            "mon 07:00-08:00 IST",
+            "2030-01-07T01:30:00Z",
+            "2030-01-07T02:30:00Z",
+            true,
+            false,
+        ),
+        (
+            "mon 07:00-09:00 IST (exactly the range)",
+            "2030-01-07T01:30:00Z",
+            "2030-01-07T03:30:00Z",
+            true,
+            false,
+        ),
+        (
+            "mon 08:30-09:30 IST (runs past closing)",
+            "2030-01-07T03:00:00Z",
+            "2030-01-07T04:00:00Z",
+            false,
+            false,
+        ),
+        (
+            "mon 06:30-07:30 IST (starts before opening)",
+            "2030-01-07T01:00:00Z",
+            "2030-01-07T02:00:00Z",
+            false,
+            false,
+        ),
+        (
+            "mon 12:30-13:30 IST (07:00-08:00 UTC)",
+            "2030-01-07T07:00:00Z",
+            "2030-01-07T08:00:00Z",
+            false,
+            false,
+        ),
+        (
+            "tue 07:00-08:00 IST (day not listed)",
+            "2030-01-08T01:30:00Z",
+            "2030-01-08T02:30:00Z",
+            false,
+            false,
+        ),
+        (
+            "tue 00:15-01:15 IST (monday in UTC)",
+            "2030-01-07T18:45:00Z",
+            "2030-01-07T19:45:00Z",
+            false,
+            true,
+        ),
+        (
+            "mon 23:30-tue 00:30 IST (crosses midnight)",
+            "2030-01-07T18:00:00Z",
+            "2030-01-07T19:00:00Z",
+            false,
+            false,
+        ),
     ];
     for (n, (what, start, end, morning, night)) in cases.into_iter().enumerate() {
         let body = booking(
@@ -203,4 +255,48 @@ async fn open_hours_are_india_time_and_the_whole_slot_must_fit() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn a_provider_moved_to_another_city_leaves_the_old_indexes() {
+    let app = TestApp::spawn().await;
+    let mut net = Net::build(&app).await;
+    net.add(&app, "mv-stay", &lab(12.9750, 77.6000, BLR.2))
+        .await;
+    net.add(&app, "mv-mum", &lab(18.9350, 72.8350, MUM.2)).await;
+    net.add(&app, "mv-lab", &lab(BLR.0, BLR.1, BLR.2)).await;
+    let mumbai = net.partner.mumbai_member.clone();
+    let blr = |n: usize| blr_booking(net.member(n), &format!("mv-blr-{n}"));
+    let mum = |n: usize| booking(&mumbai, &["CBC"], super::SLOT, MUM, &format!("mv-mum-{n}"));
+
+    let b = app.create_booking(net.pk(), &blr(0)).await.ok(201);
+    assert_eq!(b["provider_id"], "mv-lab", "{}", b["routing"]);
+
+    // mv-lab moves to Mumbai (new location, pincodes and radius cells).
+    let mut moved = lab(MUM.0, MUM.1, MUM.2);
+    moved["radius_km"] = json!(5);
+    app.put_provider("mv-lab", &moved).await.ok(200);
+    let b = app.create_booking(net.pk(), &blr(1)).await.ok(201);
+    assert_eq!(b["provider_id"], "mv-stay", "{}", b["routing"]);
+    assert!(
+        !mentioned(&b["routing"]).contains("mv-lab"),
+        "mv-lab left Bengaluru but is still found there (stale index entry): {}",
+        b["routing"]
+    );
+    let m = app.create_booking(net.pk(), &mum(0)).await.ok(201);
+    assert_eq!(m["provider_id"], "mv-lab", "{}", m["routing"]);
+
+    // And back.
+    app.put_provider("mv-lab", &lab(BLR.0, BLR.1, BLR.2))
+        .await
+        .ok(200);
+    let m = app.create_booking(net.pk(), &mum(1)).await.ok(201);
+    assert_eq!(candidate_ids(&m["routing"]), ["mv-mum"], "{}", m["routing"]);
+    assert!(
+        !mentioned(&m["routing"]).contains("mv-lab"),
+        "{}",
+        m["routing"]
+    );
+    let b = app.create_booking(net.pk(), &blr(2)).await.ok(201);
+    assert_eq!(b["provider_id"], "mv-lab", "{}", b["routing"]);
 }

@@ -67,7 +67,10 @@ async fn admin_provider_list_filters_by_pincode_service_and_active() {
 
     // The items are the providers as configured.
     let r = app
-        .get("/v1/admin/providers?pincode=560002&service=CBC&active=true", Some(ADMIN_TOKEN))
+        .get(
+            "/v1/admin/providers?pincode=560002&service=CBC&active=true",
+            Some(ADMIN_TOKEN),
+        )
         .await
         .ok(200);
     let fl_b = r["items"]

@@ -78,7 +78,8 @@ impl Net {
     /// The catalog and partner `pa`; no providers yet.
     pub(crate) async fn build(app: &TestApp) -> Net {
         for (code, tat) in [("CBC", "24h"), ("LIPID", "48h"), ("XRAY", "24h")] {
-            let body = json!({"name": format!("{code} test"), "category": "lab", "report_tat": tat});
+            let body =
+                json!({"name": format!("{code} test"), "category": "lab", "report_tat": tat});
             let r = app.put_catalog(code, &body).await;
             assert!(
                 r.status == 200 || r.status == 201,
@@ -271,5 +272,8 @@ pub(crate) fn num(x: &Value) -> f64 {
 /// Asserts `a ≈ b` within `tol` (wire numbers are rounded to 3 decimals).
 #[track_caller]
 pub(crate) fn close(a: f64, b: f64, tol: f64, what: &str) {
-    assert!((a - b).abs() <= tol, "{what}: {a} is not within {tol} of {b}");
+    assert!(
+        (a - b).abs() <= tol,
+        "{what}: {a} is not within {tol} of {b}"
+    );
 }

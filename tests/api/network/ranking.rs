@@ -4,8 +4,8 @@
 use serde_json::{json, Value};
 
 use super::{
-    blr_booking, booking, candidate, candidate_ids, close, km, lab, mentioned, num,
-    routing_items, Net, BLR, MUM, SLOT,
+    blr_booking, booking, candidate, candidate_ids, close, km, lab, mentioned, num, routing_items,
+    Net, BLR, MUM, SLOT,
 };
 use crate::harness::{str_of, TestApp};
 
@@ -16,7 +16,10 @@ const BLR_LABS: [(&str, f64, f64); 3] = [
     ("rk-far", 13.0200, 77.6400),
 ];
 /// Mumbai labs at increasing distance from [`MUM`] (both list 400001).
-const MUM_LABS: [(&str, f64, f64); 2] = [("mum-near", 18.9350, 72.8350), ("mum-far", 18.9700, 72.8500)];
+const MUM_LABS: [(&str, f64, f64); 2] = [
+    ("mum-near", 18.9350, 72.8350),
+    ("mum-far", 18.9700, 72.8500),
+];
 
 const DEFAULT_WEIGHTS: [f64; 4] = [0.4, 0.3, 0.2, 0.1];
 const QUALITY_WEIGHTS: [f64; 4] = [0.1, 0.8, 0.05, 0.05];
@@ -37,7 +40,12 @@ fn check_formula(routing: &Value, here: (f64, f64), at: &[(&str, f64, f64)], w: 
             .find(|(p, ..)| *p == id)
             .unwrap_or_else(|| panic!("unexpected candidate {id}: {routing}"));
         let d = num(&c["distance_km"]);
-        close(d, km(here, (lat, lon)), 0.01, &format!("distance_km of {what}"));
+        close(
+            d,
+            km(here, (lat, lon)),
+            0.01,
+            &format!("distance_km of {what}"),
+        );
         let comp = &c["components"];
         close(
             num(&comp["distance"]),
@@ -49,7 +57,12 @@ fn check_formula(routing: &Value, here: (f64, f64), at: &[(&str, f64, f64)], w: 
             + w[1] * num(&comp["quality"])
             + w[2] * num(&comp["load"])
             + w[3] * num(&comp["price"]);
-        close(num(&c["score"]), expected, 0.003, &format!("score of {what}"));
+        close(
+            num(&c["score"]),
+            expected,
+            0.003,
+            &format!("score of {what}"),
+        );
     }
     // Wire scores are rounded to 3 decimals, so only "not increasing" is checked here; the
     // tie-break by id is checked where the scores are exactly equal.
@@ -94,12 +107,19 @@ async fn nearest_of_otherwise_equal_labs_wins_in_each_city() {
     for id in ["rk-near", "rk-mid", "rk-far"] {
         let c = candidate(&b["routing"], id);
         for k in ["quality", "load", "price"] {
-            close(num(&c["components"][k]), 1.0, 0.0005, &format!("{k} of {id}"));
+            close(
+                num(&c["components"][k]),
+                1.0,
+                0.0005,
+                &format!("{k} of {id}"),
+            );
         }
     }
     check_formula(&b["routing"], (BLR.0, BLR.1), &BLR_LABS, DEFAULT_WEIGHTS);
     assert!(
-        mentioned(&b["routing"]).iter().all(|p| p.starts_with("rk-")),
+        mentioned(&b["routing"])
+            .iter()
+            .all(|p| p.starts_with("rk-")),
         "a Mumbai lab is considered for a Bengaluru address: {}",
         b["routing"]
     );
@@ -107,7 +127,10 @@ async fn nearest_of_otherwise_equal_labs_wins_in_each_city() {
 
     // The stored booking and the routing history say the same.
     let got = app.get_booking(net.pk(), &id).await.ok(200);
-    assert_eq!(got["routing"], b["routing"], "GET differs from the 201 body");
+    assert_eq!(
+        got["routing"], b["routing"],
+        "GET differs from the 201 body"
+    );
     let items = routing_items(&app, net.pk(), &id).await;
     assert_eq!(items.len(), 1, "one routing attempt: {items:?}");
     assert_eq!(items[0]["attempt"], 1);
@@ -122,7 +145,9 @@ async fn nearest_of_otherwise_equal_labs_wins_in_each_city() {
     assert_eq!(candidate_ids(&m["routing"]), ["mum-near", "mum-far"]);
     check_formula(&m["routing"], (MUM.0, MUM.1), &MUM_LABS, DEFAULT_WEIGHTS);
     assert!(
-        mentioned(&m["routing"]).iter().all(|p| p.starts_with("mum-")),
+        mentioned(&m["routing"])
+            .iter()
+            .all(|p| p.starts_with("mum-")),
         "a Bengaluru lab is considered for a Mumbai address: {}",
         m["routing"]
     );
@@ -134,7 +159,11 @@ async fn equal_scores_break_ties_by_provider_id() {
     let app = TestApp::spawn().await;
     let mut net = Net::build(&app).await;
     // Registered in reverse order, at the same spot, on the same terms.
-    let twins = [("rk-c", 12.9750, 77.6000), ("rk-b", 12.9750, 77.6000), ("rk-a", 12.9750, 77.6000)];
+    let twins = [
+        ("rk-c", 12.9750, 77.6000),
+        ("rk-b", 12.9750, 77.6000),
+        ("rk-a", 12.9750, 77.6000),
+    ];
     add_labs(&app, &mut net, &twins, "560001").await;
     for n in 0..3 {
         let b = app

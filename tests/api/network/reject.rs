@@ -37,7 +37,11 @@ async fn reject_reroutes_then_fails_releasing_the_reservation_and_opening_no_pro
 
     // rj-a rejects: rj-b gets it at its own price.
     let r = app
-        .provider_event_with(net.key("rj-a"), &id, &json!({"type": "reject", "reason": "closed for audit"}))
+        .provider_event_with(
+            net.key("rj-a"),
+            &id,
+            &json!({"type": "reject", "reason": "closed for audit"}),
+        )
         .await;
     assert_eq!(r.status, 200, "rj-a reject: {}", r.text());
     let b = app.get_booking(net.pk(), &id).await.ok(200);
@@ -51,7 +55,10 @@ async fn reject_reroutes_then_fails_releasing_the_reservation_and_opening_no_pro
         "{}",
         b["routing"]
     );
-    assert_eq!(b["amounts"]["gross_paise"], 120_000, "re-priced at rj-b's rates: {b}");
+    assert_eq!(
+        b["amounts"]["gross_paise"], 120_000,
+        "re-priced at rj-b's rates: {b}"
+    );
     let ent = lab_benefit(&app, net.pk(), &member, SLOT_DAY).await;
     assert_eq!(
         reserved(&ent),
@@ -60,23 +67,36 @@ async fn reject_reroutes_then_fails_releasing_the_reservation_and_opening_no_pro
     );
     assert!(provider_list_ids(&app, net.key("rj-b")).await.contains(&id));
     // The booking is no longer routed to rj-a: it can neither see nor act on it.
-    app.get(&format!("/v1/provider/bookings/{id}"), Some(net.key("rj-a")))
-        .await
-        .problem(404, "not_found");
+    app.get(
+        &format!("/v1/provider/bookings/{id}"),
+        Some(net.key("rj-a")),
+    )
+    .await
+    .problem(404, "not_found");
     app.provider_event(net.key("rj-a"), &id, "accept")
         .await
         .problem(404, "not_found");
     let b = app.get_booking(net.pk(), &id).await.ok(200);
-    assert_eq!(b["state"], "pending_provider", "rj-a's accept changed the booking: {b}");
+    assert_eq!(
+        b["state"], "pending_provider",
+        "rj-a's accept changed the booking: {b}"
+    );
 
     // rj-b rejects too: nobody is left.
     let r = app
-        .provider_event_with(net.key("rj-b"), &id, &json!({"type": "reject", "reason": "no kits"}))
+        .provider_event_with(
+            net.key("rj-b"),
+            &id,
+            &json!({"type": "reject", "reason": "no kits"}),
+        )
         .await;
     assert_eq!(r.status, 200, "rj-b reject: {}", r.text());
     let b = app.get_booking(net.pk(), &id).await.ok(200);
     assert_eq!(b["state"], "failed", "{b}");
-    assert!(b["provider_id"].is_null(), "a failed booking has no provider: {b}");
+    assert!(
+        b["provider_id"].is_null(),
+        "a failed booking has no provider: {b}"
+    );
     assert_eq!(b["routing"]["attempt"], 3, "{}", b["routing"]);
     assert!(b["routing"]["provider_id"].is_null(), "{}", b["routing"]);
     assert!(candidate_ids(&b["routing"]).is_empty(), "{}", b["routing"]);
@@ -86,14 +106,25 @@ async fn reject_reroutes_then_fails_releasing_the_reservation_and_opening_no_pro
 
     let items = routing_items(&app, net.pk(), &id).await;
     let providers: Vec<_> = items.iter().map(|i| i["provider_id"].clone()).collect();
-    assert_eq!(providers, [json!("rj-a"), json!("rj-b"), json!(null)], "{items:?}");
+    assert_eq!(
+        providers,
+        [json!("rj-a"), json!("rj-b"), json!(null)],
+        "{items:?}"
+    );
 
     // The entitlement is whole again and the moves tell the story.
     let ent = lab_benefit(&app, net.pk(), &member, SLOT_DAY).await;
-    assert_eq!(reserved(&ent), (0, 0), "failed booking still holds a reservation: {ent}");
+    assert_eq!(
+        reserved(&ent),
+        (0, 0),
+        "failed booking still holds a reservation: {ent}"
+    );
     assert_eq!(ent["count_used"], 0, "{ent}");
     let v = app
-        .get(&format!("/v1/members/{member}/entitlements?on={SLOT_DAY}"), Some(net.pk()))
+        .get(
+            &format!("/v1/members/{member}/entitlements?on={SLOT_DAY}"),
+            Some(net.pk()),
+        )
         .await
         .ok(200);
     let moves: Vec<(String, i64)> = v["moves"]
@@ -101,7 +132,12 @@ async fn reject_reroutes_then_fails_releasing_the_reservation_and_opening_no_pro
         .expect("moves")
         .iter()
         .filter(|m| m["booking_id"] == id.as_str())
-        .map(|m| (str_of(&m["kind"]), m["amount_paise"].as_i64().expect("amount")))
+        .map(|m| {
+            (
+                str_of(&m["kind"]),
+                m["amount_paise"].as_i64().expect("amount"),
+            )
+        })
         .collect();
     let want: Vec<(String, i64)> = [
         ("reserve", 100_000),
@@ -118,11 +154,19 @@ async fn reject_reroutes_then_fails_releasing_the_reservation_and_opening_no_pro
     for p in ["rj-a", "rj-b"] {
         let n = if p == "rj-a" { 1 } else { 2 };
         let nb = app
-            .create_booking(net.pk(), &blr_booking(net.member(n), &format!("rj-next-{p}")))
+            .create_booking(
+                net.pk(),
+                &blr_booking(net.member(n), &format!("rj-next-{p}")),
+            )
             .await
             .ok(201);
         let load = super::candidate(&nb["routing"], p)["components"]["load"].clone();
-        assert_eq!(load, json!(1.0), "{p} still counts the failed booking: {}", nb["routing"]);
+        assert_eq!(
+            load,
+            json!(1.0),
+            "{p} still counts the failed booking: {}",
+            nb["routing"]
+        );
     }
 
     // The no_provider case, for operators.
@@ -143,7 +187,10 @@ async fn reject_reroutes_then_fails_releasing_the_reservation_and_opening_no_pro
         "the booking does not show its no_provider case: {b}"
     );
     // Partners and providers do not read /v1/ops.
-    app.get(&format!("/v1/ops/exceptions?booking_id={id}"), Some(net.pk()))
-        .await
-        .problem(403, "forbidden");
+    app.get(
+        &format!("/v1/ops/exceptions?booking_id={id}"),
+        Some(net.pk()),
+    )
+    .await
+    .problem(403, "forbidden");
 }

@@ -30,21 +30,31 @@ async fn inactive_and_out_of_tier_providers_are_never_chosen() {
 
     // pa-gold allows only the gold tier.
     let policy = app
-        .get(&format!("/v1/policies/{}", net.partner.policy_id), Some(net.pk()))
+        .get(
+            &format!("/v1/policies/{}", net.partner.policy_id),
+            Some(net.pk()),
+        )
         .await
         .ok(200);
     assert_eq!(policy["network_tiers"], json!(["gold"]), "{policy}");
 
     for n in 0..6 {
         let b = app
-            .create_booking(net.pk(), &blr_booking(net.member(n % 4), &format!("tr-{n}")))
+            .create_booking(
+                net.pk(),
+                &blr_booking(net.member(n % 4), &format!("tr-{n}")),
+            )
             .await
             .ok(201);
         let r = &b["routing"];
         assert_eq!(b["provider_id"], "tr-gold", "booking {n}: {r}");
         assert_eq!(candidate_ids(r), ["tr-gold"], "booking {n}: {r}");
         let excl = excluded_map(r);
-        assert_eq!(excl.get("tr-inactive").map(String::as_str), Some("inactive"), "{r}");
+        assert_eq!(
+            excl.get("tr-inactive").map(String::as_str),
+            Some("inactive"),
+            "{r}"
+        );
         assert_eq!(
             excl.get("tr-silver").map(String::as_str),
             Some("tier_not_in_network"),
@@ -66,16 +76,22 @@ async fn inactive_and_out_of_tier_providers_are_never_chosen() {
     let mut both = policy_body("2035-12-31");
     both["network_tiers"] = json!(["gold", "silver"]);
     app.put_policy(net.pk(), "pa-any-tier", &both).await.ok(201);
-    app.put_member(net.pk(), "pa-any", &member_body("pa-any-tier", "560001", 50))
-        .await
-        .ok(201);
+    app.put_member(
+        net.pk(),
+        "pa-any",
+        &member_body("pa-any-tier", "560001", 50),
+    )
+    .await
+    .ok(201);
     let b = app
         .create_booking(net.pk(), &blr_booking("pa-any", "tr-any"))
         .await
         .ok(201);
     assert_eq!(b["provider_id"], "tr-silver", "{}", b["routing"]);
     assert_eq!(
-        excluded_map(&b["routing"]).get("tr-inactive").map(String::as_str),
+        excluded_map(&b["routing"])
+            .get("tr-inactive")
+            .map(String::as_str),
         Some("inactive"),
         "{}",
         b["routing"]

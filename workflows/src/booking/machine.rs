@@ -90,6 +90,20 @@ pub enum BookingCommand {
         timer: TimerSpec,
         next: Option<RouteChoice>,
     },
+    /// An operator gives the provider more time: every open SLA moves `by` later.
+    ExtendSla {
+        by: Millis,
+    },
+    /// A supervisor-approved waiver: `extra` more covered per benefit (the copay shrinks by
+    /// as much; the engine caps it by what the benefit has left).
+    WaiveCopay {
+        extra: Vec<(String, Paise)>,
+    },
+    /// A supervisor moves the booking to `completed`, `cancelled` or `no_show`.
+    ForceTransition {
+        to: BookingState,
+        reason: String,
+    },
 }
 
 impl BookingCommand {
@@ -106,6 +120,9 @@ impl BookingCommand {
             BookingCommand::Reschedule { .. } => "reschedule",
             BookingCommand::Reassign { .. } => "reassign",
             BookingCommand::TimerFired { .. } => "timer_fired",
+            BookingCommand::ExtendSla { .. } => "extend_sla",
+            BookingCommand::WaiveCopay { .. } => "waive_copay",
+            BookingCommand::ForceTransition { .. } => "force_transition",
         }
     }
 }
@@ -409,6 +426,79 @@ impl Step<'_> {
         }
     }
 
+    /// Moves every open SLA `by` later, re-arming its timers.
+    fn extend_slas(&mut self, by: Millis, cmd: &BookingCommand) -> Outcome<State> {
+        let ratio = self.rules.at_risk_ratio;
+        let mut moved = false;
+        for entry in self.booking.sla.iter_mut().filter(|e| e.state.is_open()) {
+            self.effects.extend(entry.timers().map(Effect::CancelTimer));
+            entry.due_at = entry.due_at.plus(by);
+            entry.at_risk_at = entry.started_at.fraction_towards(entry.due_at, ratio);
+            if entry.state == SlaState::AtRisk && entry.at_risk_at > self.now {
+                entry.state = SlaState::Pending;
+            }
+            let timers = entry.timers();
+            self.effects.extend(
+                timers
+                    .into_iter()
+                    .filter(|t| !(t.phase == TimerPhase::AtRisk && entry.state == SlaState::AtRisk))
+                    .map(Effect::ArmTimer),
+            );
+            moved = true;
+        }
+        if moved {
+            Handled
+        } else {
+            self.refuse(cmd)
+        }
+    }
+
+    fn waive_copay(&mut self, extra: &[(String, Paise)]) -> Outcome<State> {
+        for (benefit, amount) in extra {
+            let Some(line) = self
+                .booking
+                .cover
+                .iter_mut()
+                .find(|l| &l.benefit == benefit)
+            else {
+                continue;
+            };
+            let amount = (*amount).min(line.copay);
+            if amount <= Paise::ZERO {
+                continue;
+            }
+            line.covered = line.covered.saturating_add(amount);
+            line.copay = line.copay.saturating_sub(amount);
+            self.booking.amounts.covered = self.booking.amounts.covered.saturating_add(amount);
+            self.booking.amounts.copay = self.booking.amounts.copay.saturating_sub(amount);
+            if self.booking.cover_state == CoverState::Reserved {
+                self.effects.push(Effect::Entitlement {
+                    kind: MoveKind::Reserve,
+                    benefit: benefit.clone(),
+                    count: 0,
+                    amount,
+                });
+            }
+        }
+        Handled
+    }
+
+    fn force(&mut self, to: BookingState, reason: &str, cmd: &BookingCommand) -> Outcome<State> {
+        match to {
+            BookingState::Completed => {
+                self.cancel_open_slas();
+                let billed = self.booking.amounts.gross;
+                self.booking.billed = Some(billed);
+                self.consume_cover(billed);
+                self.emit(EventType::BookingCompleted);
+                Transition(State::completed())
+            }
+            BookingState::Cancelled => self.cancel(reason),
+            BookingState::NoShow => self.no_show(),
+            _ => self.refuse(cmd),
+        }
+    }
+
     fn cancel(&mut self, reason: &str) -> Outcome<State> {
         self.cancel_open_slas();
         self.release_capacity();
@@ -526,6 +616,9 @@ impl Flow {
             BookingCommand::NoShow => context.no_show(),
             BookingCommand::Reassign { next } => context.reroute(next),
             BookingCommand::TimerFired { timer, next } => context.timer_fired(timer, next.as_ref()),
+            BookingCommand::ExtendSla { by } => context.extend_slas(*by, event),
+            BookingCommand::WaiveCopay { extra } => context.waive_copay(extra),
+            BookingCommand::ForceTransition { to, reason } => context.force(*to, reason, event),
             other => context.refuse(other),
         }
     }
