@@ -87,6 +87,8 @@ pub struct Engine {
     pub batch_commands_max: usize,
     /// Due timers the timer loop submits at once (a start-up backlog drains in such chunks).
     pub timer_chunk_max: usize,
+    /// Write the audit chain. Only benchmarks turn this off, to measure what the chain costs.
+    pub audit: bool,
 }
 
 impl Default for Engine {
@@ -95,6 +97,7 @@ impl Default for Engine {
             queue_capacity: 8192,
             batch_commands_max: 512,
             timer_chunk_max: 256,
+            audit: true,
         }
     }
 }

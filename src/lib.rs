@@ -68,6 +68,7 @@ pub async fn run(
         timer_wake: timer_wake.clone(),
         outbox_wake: outbox_wake.clone(),
         ack_within: workflows::Millis(config.exceptions.ack_within.0.as_millis() as i64),
+        audit: config.engine.audit,
     })?;
     let cron_runner = cron::CronRunner {
         store: store.clone(),

@@ -71,6 +71,8 @@ pub struct EngineContext {
     pub outbox_wake: Arc<tokio::sync::Notify>,
     /// `[exceptions] ack_within`: an open case not acknowledged by then escalates itself.
     pub ack_within: workflows::Millis,
+    /// `[engine] audit` (benchmarks only turn it off).
+    pub audit: bool,
 }
 
 enum Msg {

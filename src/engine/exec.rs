@@ -151,7 +151,9 @@ impl Tx<'_, '_> {
             error: None,
             detail,
         };
-        audit::append(self.txn, self.head, draft)?;
+        if self.ctx.audit {
+            audit::append(self.txn, self.head, draft)?;
+        }
         Ok(())
     }
 }
@@ -477,7 +479,7 @@ pub(super) fn execute(
             (e.status(), e.to_problem(&req.request_id), None, draft)
         }
     };
-    if let Some(draft) = draft {
+    if let Some(draft) = draft.filter(|_| ctx.audit) {
         audit::append(tx.txn, tx.head, draft)?;
     }
     if let (Some(idem), Some(key)) = (&req.idempotency, idem_key) {

@@ -445,7 +445,7 @@ pub(super) fn record_access(
     via: &str,
 ) -> Exec<Done> {
     for (i, m) in members.iter().enumerate() {
-        if i > 0 {
+        if i > 0 && tx.ctx.audit {
             // One entry per member: the first is the command's own entry.
             let draft = store::audit::AuditDraft {
                 at: tx.at.clone(),
