@@ -33,6 +33,10 @@ use workflows::network::{GeoPoint, OpenRange, Provider, ProviderKind};
 use workflows::routing::{Offer, Request, Weights};
 use workflows::{Date, Millis, Paise, ProviderId, ServiceCode, Timestamp};
 
+/// The server's allocator (`src/main.rs`), so allocation costs are the service's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A city: name, pincode prefix (2 digits), centre, spread (σ km north, σ km east), share of
 /// the network in ‰ (the same share of providers and of pincodes).
 struct City {

@@ -404,11 +404,7 @@ pub fn case_view(c: &ExceptionCase) -> serde_json::Value {
 pub fn provider_booking_view(record: &BookingRecord, member: Option<&Member>) -> serde_json::Value {
     let b = &record.booking;
     let state = record.state();
-    let accepted = !matches!(
-        state,
-        workflows::booking::BookingState::PendingProvider
-            | workflows::booking::BookingState::Failed
-    );
+    let accepted = b.accepted_by_current_provider();
     let mut v = serde_json::json!({
         "id": b.id.to_string(),
         "state": state.as_str(),

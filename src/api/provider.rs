@@ -93,11 +93,7 @@ pub(crate) async fn get_one(
 
 /// Whether the provider's view of this booking includes the member's personal data.
 fn shows_member(r: &workflows::booking::BookingRecord) -> bool {
-    !matches!(
-        r.state(),
-        workflows::booking::BookingState::PendingProvider
-            | workflows::booking::BookingState::Failed
-    )
+    r.booking.accepted_by_current_provider()
 }
 
 #[derive(Deserialize, ToSchema)]

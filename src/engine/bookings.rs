@@ -174,6 +174,45 @@ pub(super) fn next_route_to(
     Ok(a.route)
 }
 
+/// The current provider must be open at the new slot and, on a new India day, have capacity
+/// left that day: a reschedule never overbooks a provider.
+fn check_new_slot(
+    tx: &Tx<'_, '_>,
+    record: &BookingRecord,
+    slot: workflows::booking::Slot,
+) -> Exec<()> {
+    let Some(pid) = &record.booking.provider_id else {
+        return Ok(());
+    };
+    if record.state().is_terminal() {
+        return Ok(()); // the machine refuses it with invalid_transition
+    }
+    let Some(p): Option<Provider> = tx
+        .txn
+        .get(&keys::one(table::PROVIDER, pid.as_str().as_bytes()))?
+    else {
+        return Ok(());
+    };
+    if !workflows::routing::open_at(&p, slot) {
+        return Err(ApiError::Conflict(
+            "provider_closed",
+            format!("provider {pid} is not open for the whole new slot"),
+        )
+        .into());
+    }
+    let new_day = Date::india_of(slot.start);
+    if new_day != Date::india_of(record.booking.slot.start)
+        && super::routing::capacity_used(tx.txn, pid, new_day)? >= p.daily_capacity
+    {
+        return Err(ApiError::Conflict(
+            "capacity_full",
+            format!("provider {pid} has no capacity left on {new_day}"),
+        )
+        .into());
+    }
+    Ok(())
+}
+
 fn provider_grace(tx: &Tx<'_, '_>, provider: Option<&ProviderId>) -> Exec<Millis> {
     let Some(p) = provider else {
         return Ok(Millis(0));
@@ -199,10 +238,13 @@ pub(super) fn act(tx: &mut Tx<'_, '_>, id: BookingId, action: &BookingAction) ->
         BookingAction::Cancel { reason } => BookingCommand::Cancel {
             reason: reason.clone(),
         },
-        BookingAction::Reschedule { slot } => BookingCommand::Reschedule {
-            slot: *slot,
-            fulfil_grace: provider_grace(tx, record.booking.provider_id.as_ref())?,
-        },
+        BookingAction::Reschedule { slot } => {
+            check_new_slot(tx, &record, *slot)?;
+            BookingCommand::Reschedule {
+                slot: *slot,
+                fulfil_grace: provider_grace(tx, record.booking.provider_id.as_ref())?,
+            }
+        }
         BookingAction::Accept => BookingCommand::Accept,
         BookingAction::Reject { reason } => {
             if from != workflows::booking::BookingState::PendingProvider {

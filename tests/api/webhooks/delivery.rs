@@ -235,3 +235,95 @@ async fn a_410_gone_disables_the_endpoint_and_later_events_are_not_sent() {
         );
     }
 }
+
+/// Milliseconds since the Unix epoch (the receiver logs `at_ms` on the same clock).
+fn now_ms() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
+}
+
+/// How soon after its commit an idle dispatcher must have sent a delivery. A healthy send
+/// takes a few ms; the dispatcher's idle sleep is 5 s, so a missed wake-up shows clearly.
+const PROMPT: Duration = Duration::from_millis(2500);
+
+#[tokio::test]
+async fn an_idle_dispatcher_sends_new_and_replayed_deliveries_promptly() {
+    let app = TestApp::spawn_with(FAST_RETRIES).await;
+    let w = World::build(&app).await;
+    let pa = &w.partner;
+    let rx = Receiver::start().await;
+    let secret = create_endpoint(
+        &app,
+        &pa.key,
+        "prompt",
+        &rx.url("/prompt"),
+        &["booking.created"],
+    )
+    .await;
+    rx.set_secrets("/prompt", &[&secret]).await;
+
+    // One event at a time, each committed while the dispatcher has nothing to do.
+    let mut latencies = Vec::new();
+    let mut last = String::new();
+    for i in 0..8 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let (id, _) = book(
+            &app,
+            &w,
+            pa,
+            i % pa.members.len(),
+            &format!("wh-prompt-{i}"),
+        )
+        .await;
+        let committed = now_ms();
+        let what = format!(
+            "booking.created #{i} sent within {PROMPT:?} of its commit (latencies so far {latencies:?} ms)"
+        );
+        let id_ref = &id;
+        let rx_ref = &rx;
+        let hit = eventually(&what, PROMPT, || async move {
+            rx_ref
+                .hits_on("/prompt")
+                .await
+                .into_iter()
+                .find(|h| h.booking() == id_ref)
+        })
+        .await;
+        latencies.push(hit.at_ms - committed);
+        last = id;
+    }
+
+    // A replay is "re-send now": it too goes out at once.
+    let d = wait_deliveries(
+        &app,
+        &pa.key,
+        "the last delivery delivered",
+        &format!("booking_id={last}"),
+        |items| items.first().is_some_and(|d| d["status"] == "delivered"),
+    )
+    .await;
+    let delivery = str_of(&d[0]["id"]);
+    for n in 2..5 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        app.post(
+            &format!("/v1/webhook-deliveries/{delivery}/replay"),
+            &pa.key,
+            &serde_json::json!({}),
+        )
+        .await
+        .ok(202);
+        let what = format!("replay #{} of a delivery sent within {PROMPT:?}", n - 1);
+        let last_ref = &last;
+        let rx_ref = &rx;
+        eventually(&what, PROMPT, || async move {
+            let n_hits = rx_ref
+                .hits_on("/prompt")
+                .await
+                .iter()
+                .filter(|h| h.booking() == last_ref)
+                .count();
+            (n_hits >= n).then_some(())
+        })
+        .await;
+    }
+    assert_all_verified(&rx.hits_on("/prompt").await);
+}

@@ -256,6 +256,18 @@ impl Booking {
             .collect()
     }
 
+    /// Whether the current provider accepted the booking (its latest acceptance SLA is met).
+    /// Decides what personal data the provider may see.
+    pub fn accepted_by_current_provider(&self) -> bool {
+        self.provider_id.is_some()
+            && self
+                .sla
+                .iter()
+                .rev()
+                .find(|e| e.kind == SlaKind::Acceptance)
+                .is_some_and(|e| e.state == crate::sla::SlaState::Met)
+    }
+
     /// The open entry of an SLA kind, if any.
     pub fn open_sla_mut(&mut self, kind: SlaKind) -> Option<&mut SlaEntry> {
         self.sla
