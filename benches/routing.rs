@@ -11,11 +11,14 @@
 //!   create: every read goes through the batch overlay);
 //! - `decide/store/typical`, `nearby/typical`, `rank/typical`: one request with the median
 //!   number of indexed providers: the whole decision, the index lookup + record decoding
-//!   alone, and the pure `workflows::routing::rank` alone on its pre-loaded offers.
+//!   alone, and the pure `workflows::routing::rank` alone on its pre-loaded offers;
+//! - `one/provider_get_raw`, `one/provider_decode`, `one/capacity_get`: the per-provider
+//!   costs of a decision (one sled lookup of a provider record, its bincode decode, one
+//!   capacity counter lookup), cycling over the typical request's providers.
 //!
 //! After criterion, a plain timing loop times `ROUTING_LATENCY_N` (default 100,000) decisions
 //! one by one and prints p50/p90/p99/p99.9/max, stopping early after `ROUTING_LATENCY_SECS`
-//! (default 120) seconds; `ROUTING_LATENCY_N=0` skips it. Under `cargo test --benches`
+//! (default 60) seconds; `ROUTING_LATENCY_N=0` skips it. Under `cargo test --benches`
 //! (no `--bench` argument) the network is scaled down 20x and the loop runs 1,000 decisions,
 //! so the target only proves that it still builds and runs.
 
@@ -383,18 +386,22 @@ fn us(ns: u64) -> f64 {
     ns as f64 / 1_000.0
 }
 
-/// Shape of the requests: how many providers each decision decodes and ranks.
+/// Shape of the requests: how many providers each decision reads, why they are excluded,
+/// and how large the decision is once encoded (it is kept in the booking record).
 fn describe(f: &Fixture) -> usize {
-    let sample = f.asks.len().min(5_000);
+    let sample = f.asks.len().min(2_000);
     let mut offered: Vec<u64> = Vec::with_capacity(sample);
-    let (mut eligible, mut excluded, mut routed, mut by_pin) = (0usize, 0usize, 0usize, 0usize);
+    let (mut eligible, mut routed, mut by_pin, mut bytes) = (0usize, 0usize, 0usize, 0usize);
+    let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
     for ask in &f.asks[..sample] {
         let choice = f.decide(&f.store, ask);
-        let n = choice.candidates.len() + choice.excluded.len();
-        offered.push(n as u64);
+        offered.push((choice.candidates.len() + choice.excluded.len()) as u64);
         eligible += choice.candidates.len();
-        excluded += choice.excluded.len();
         routed += usize::from(choice.provider_id.is_some());
+        for e in &choice.excluded {
+            *reasons.entry(e.reason.as_str()).or_default() += 1;
+        }
+        bytes += store::codec::encode(&choice).expect("encode").len();
         let pin_prefix = keys::compose(
             table::PROVIDER_BY_PINCODE,
             &[ask.address.pincode.as_bytes()],
@@ -416,17 +423,22 @@ fn describe(f: &Fixture) -> usize {
     );
     println!(
         "requests ({sample} sampled): providers read per decision mean {:.0} p50 {} p99 {} max {} \
-         (from the pincode index: mean {:.1}); eligible mean {:.1}; excluded mean {:.0}; \
-         routed {:.1} %",
+         (listed for the pincode: mean {:.1}); eligible mean {:.1}; routed {:.1} %; \
+         encoded RouteChoice mean {:.1} KB",
         offered.iter().sum::<u64>() as f64 / s,
         pct(&sorted, 0.5),
         pct(&sorted, 0.99),
         sorted[sorted.len() - 1],
         by_pin as f64 / s,
         eligible as f64 / s,
-        excluded as f64 / s,
         routed as f64 * 100.0 / s,
+        bytes as f64 / s / 1024.0,
     );
+    let per: Vec<String> = reasons
+        .iter()
+        .map(|(r, n)| format!("{r} {:.1}", *n as f64 / s))
+        .collect();
+    println!("excluded per decision: {}", per.join(", "));
     // The "typical" request: the first one with the median number of providers read.
     let median = pct(&sorted, 0.5);
     offered.iter().position(|&n| n == median).unwrap_or(0)
@@ -481,6 +493,37 @@ fn criterion_benches(c: &mut Criterion, f: &Fixture, typical: usize) {
                 black_box(&offers),
                 &f.weights,
             ))
+        })
+    });
+    let ids: Vec<Vec<u8>> = providers
+        .iter()
+        .map(|p| keys::one(table::PROVIDER, p.id.as_str().as_bytes()))
+        .collect();
+    let raw: Vec<Vec<u8>> = ids
+        .iter()
+        .map(|k| f.store.get_raw(k).expect("get").expect("present").to_vec())
+        .collect();
+    let counters: Vec<Vec<u8>> = providers
+        .iter()
+        .map(|p| keys::capacity(p.id.as_str(), day.0))
+        .collect();
+    let mut j = 0usize;
+    g.bench_function("one/provider_get_raw", |b| {
+        b.iter(|| {
+            j = (j + 1) % ids.len();
+            black_box(f.store.get_raw(&ids[j]).expect("get"))
+        })
+    });
+    g.bench_function("one/provider_decode", |b| {
+        b.iter(|| {
+            j = (j + 1) % raw.len();
+            black_box(store::codec::decode::<Provider>(&raw[j]).expect("decode"))
+        })
+    });
+    g.bench_function("one/capacity_get", |b| {
+        b.iter(|| {
+            j = (j + 1) % counters.len();
+            black_box(store::Reader::get::<u32>(&f.store, &counters[j]).expect("get"))
         })
     });
     g.finish();
@@ -556,7 +599,7 @@ fn main() -> anyhow::Result<()> {
         latency(
             &f,
             n,
-            Duration::from_secs(env_num("ROUTING_LATENCY_SECS", 120)),
+            Duration::from_secs(env_num("ROUTING_LATENCY_SECS", 60)),
         );
     }
     Ok(())

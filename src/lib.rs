@@ -67,6 +67,7 @@ pub async fn run(
         batch_commands_max: config.engine.batch_commands_max,
         timer_wake: timer_wake.clone(),
         outbox_wake: outbox_wake.clone(),
+        outbox_dirty: std::sync::atomic::AtomicBool::new(false),
         ack_within: workflows::Millis(config.exceptions.ack_within.0.as_millis() as i64),
         audit: config.engine.audit,
     })?;

@@ -67,8 +67,10 @@ pub struct EngineContext {
     pub queue_capacity: usize,
     pub batch_commands_max: usize,
     pub timer_wake: Arc<TimerWake>,
-    /// Wakes the webhook dispatcher when a batch wrote deliveries.
+    /// Wakes the webhook dispatcher after a batch that wrote due deliveries is committed
+    /// (waking it earlier would let it look before the rows are visible, then sleep).
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    pub outbox_dirty: std::sync::atomic::AtomicBool,
     /// `[exceptions] ack_within`: an open case not acknowledged by then escalates itself.
     pub ack_within: workflows::Millis,
     /// `[engine] audit` (benchmarks only turn it off).
@@ -200,6 +202,9 @@ fn commit_batch(ctx: &EngineContext, head: &mut ChainHead, batch: Vec<Envelope>)
                 .commit_seconds
                 .observe(started.elapsed().as_secs_f64());
             ctx.timer_wake.committed();
+            if ctx.outbox_dirty.swap(false, Ordering::AcqRel) {
+                ctx.outbox_wake.notify_one();
+            }
             for (tx, reply) in replies {
                 let _ = tx.send(reply);
             }

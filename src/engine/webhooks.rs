@@ -179,7 +179,9 @@ pub(super) fn enqueue(
             );
         }
     }
-    tx.ctx.outbox_wake.notify_one();
+    tx.ctx
+        .outbox_dirty
+        .store(true, std::sync::atomic::Ordering::Release);
     Ok(wanted.len())
 }
 
@@ -329,7 +331,9 @@ fn requeue(tx: &mut Tx<'_, '_>, d: &mut Delivery) -> Exec<()> {
         Vec::new(),
     );
     tx.txn.put(delivery_key(&d.id), &*d)?;
-    tx.ctx.outbox_wake.notify_one();
+    tx.ctx
+        .outbox_dirty
+        .store(true, std::sync::atomic::Ordering::Release);
     Ok(())
 }
 

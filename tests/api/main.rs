@@ -9,6 +9,7 @@ mod eligibility;
 mod idempotency;
 mod lifecycle;
 mod network;
+mod ops;
 mod routing;
 mod service;
 mod sla;

@@ -17,12 +17,20 @@ async fn copay_member(ops: &Ops, policy: &str, limit: i64, member: &str, n: usiz
     p["benefits"][0]["copay_percent"] = json!(20);
     p["benefits"][0]["annual_limit_paise"] = json!(limit);
     let r = ops.app.put_policy(&pa.key, policy, &p).await;
-    assert!(r.status == 200 || r.status == 201, "PUT policy: {}", r.text());
+    assert!(
+        r.status == 200 || r.status == 201,
+        "PUT policy: {}",
+        r.text()
+    );
     let r = ops
         .app
         .put_member(&pa.key, member, &member_body(policy, "560001", n))
         .await;
-    assert!(r.status == 200 || r.status == 201, "PUT member: {}", r.text());
+    assert!(
+        r.status == 200 || r.status == 201,
+        "PUT member: {}",
+        r.text()
+    );
 }
 
 /// `(gross, covered, copay)` of a booking.
@@ -52,7 +60,9 @@ async fn reserved(ops: &Ops, member: &str) -> (i64, Option<i64>, i64) {
             .as_i64()
             .unwrap_or_else(|| panic!("{e}")),
         b["amount_remaining_paise"].as_i64(),
-        b["count_reserved"].as_i64().unwrap_or_else(|| panic!("{e}")),
+        b["count_reserved"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{e}")),
     )
 }
 
@@ -247,7 +257,11 @@ async fn a_rejected_waiver_changes_nothing_and_a_waiver_is_capped_by_what_is_lef
     assert_eq!(a["state"], "rejected", "{a}");
     assert_eq!(a["decided_by"], SUP1, "{a}");
     let after = ops.booking(&id).await;
-    assert_eq!(amounts(&after), before, "a rejection changes nothing: {after}");
+    assert_eq!(
+        amounts(&after),
+        before,
+        "a rejection changes nothing: {after}"
+    );
     assert_eq!(after["version"], b["version"], "{after}");
     assert_eq!(reserved(&ops, "pa-c2").await, res0);
     ops.decide(
@@ -326,9 +340,14 @@ async fn forcing_completion_needs_approval_while_cancel_and_no_show_are_direct()
     ops.decide(&ops.sup1, &approval, "approve", &json!({"reason": "self"}))
         .await
         .problem(403, "four_eyes_required");
-    ops.decide(&ops.sup2, &approval, "approve", &json!({"reason": "seen the report"}))
-        .await
-        .ok(200);
+    ops.decide(
+        &ops.sup2,
+        &approval,
+        "approve",
+        &json!({"reason": "seen the report"}),
+    )
+    .await
+    .ok(200);
     let after = ops.booking(&id).await;
     assert_eq!(after["state"], "completed", "{after}");
     assert_eq!(after["billed_paise"], gross, "{after}");

@@ -53,7 +53,10 @@ async fn sla_breach_case_is_acknowledged_escalated_and_resolved_with_reasons() {
     let case_id = str_of(&listed["id"]);
     let c = ops.case(&case_id).await;
     assert_eq!(c["state"], "open", "{c}");
-    assert_eq!(c["severity"], "medium", "an SLA breach opens as medium: {c}");
+    assert_eq!(
+        c["severity"], "medium",
+        "an SLA breach opens as medium: {c}"
+    );
     assert_eq!(c["booking_id"], id.as_str(), "{c}");
     assert_eq!(c["provider_id"], provider.as_str(), "{c}");
     assert!(
@@ -141,9 +144,14 @@ async fn sla_breach_case_is_acknowledged_escalated_and_resolved_with_reasons() {
         c["assignee"], AGENT,
         "the acknowledging operator becomes the assignee: {c}"
     );
-    ops.case_verb(&ops.agent, &case_id, "acknowledge", &json!({"reason": "again"}))
-        .await
-        .problem(409, "invalid_transition");
+    ops.case_verb(
+        &ops.agent,
+        &case_id,
+        "acknowledge",
+        &json!({"reason": "again"}),
+    )
+    .await
+    .problem(409, "invalid_transition");
 
     // escalate (by a supervisor) → escalated, severity high.
     let c = ops
@@ -157,12 +165,22 @@ async fn sla_breach_case_is_acknowledged_escalated_and_resolved_with_reasons() {
         .ok(200);
     assert_eq!(c["state"], "escalated", "{c}");
     assert_eq!(c["severity"], "high", "escalation raises severity: {c}");
-    ops.case_verb(&ops.agent, &case_id, "escalate", &json!({"reason": "again"}))
-        .await
-        .problem(409, "invalid_transition");
-    ops.case_verb(&ops.agent, &case_id, "acknowledge", &json!({"reason": "late"}))
-        .await
-        .problem(409, "invalid_transition");
+    ops.case_verb(
+        &ops.agent,
+        &case_id,
+        "escalate",
+        &json!({"reason": "again"}),
+    )
+    .await
+    .problem(409, "invalid_transition");
+    ops.case_verb(
+        &ops.agent,
+        &case_id,
+        "acknowledge",
+        &json!({"reason": "late"}),
+    )
+    .await
+    .problem(409, "invalid_transition");
 
     // resolve → resolved; final.
     let c = ops
@@ -218,7 +236,10 @@ async fn sla_breach_case_is_acknowledged_escalated_and_resolved_with_reasons() {
 
     // The audit chain has each step: who, from/to, why; refusals as rejected entries.
     let trail = ops.audit(&format!("target_id={case_id}")).await;
-    let accepted: Vec<&Value> = trail.iter().filter(|e| e.get("outcome").is_none()).collect();
+    let accepted: Vec<&Value> = trail
+        .iter()
+        .filter(|e| e.get("outcome").is_none())
+        .collect();
     let steps: Vec<(String, String, String, String, String)> = accepted
         .iter()
         .map(|e| {
@@ -237,6 +258,7 @@ async fn sla_breach_case_is_acknowledged_escalated_and_resolved_with_reasons() {
     assert_eq!(
         steps,
         vec![
+            want("exception.opened", "engine", "-", "open", "-"),
             want(
                 "exception.acknowledge",
                 AGENT,
@@ -262,9 +284,13 @@ async fn sla_breach_case_is_acknowledged_escalated_and_resolved_with_reasons() {
         "accepted audit entries of the case:\n{}",
         render(&trail)
     );
-    for e in &accepted {
+    assert_eq!(accepted[0]["actor"]["kind"], "system", "{}", accepted[0]);
+    for e in &accepted[1..] {
         assert_eq!(e["actor"]["kind"], "operator", "{e}");
-        assert!(e["actor"]["role"].is_string(), "operator role recorded: {e}");
+        assert!(
+            e["actor"]["role"].is_string(),
+            "operator role recorded: {e}"
+        );
     }
     let refused: Vec<&Value> = trail
         .iter()
@@ -306,9 +332,10 @@ async fn unacknowledged_cases_escalate_themselves_after_ack_within() {
 
     // Two manual cases on booking 2: one left alone, one acknowledged in time.
     let before = now_ms();
-    let alone = raise(json!({"booking_id": id2, "reason": "member called twice", "severity": "low"}))
-        .await
-        .ok(201);
+    let alone =
+        raise(json!({"booking_id": id2, "reason": "member called twice", "severity": "low"}))
+            .await
+            .ok(201);
     let acked = raise(json!({"booking_id": id2, "reason": "address unclear"}))
         .await
         .ok(201);
@@ -333,9 +360,14 @@ async fn unacknowledged_cases_escalate_themselves_after_ack_within() {
     );
     let alone_id = str_of(&alone["id"]);
     let acked_id = str_of(&acked["id"]);
-    ops.case_verb(&ops.agent, &acked_id, "acknowledge", &json!({"reason": "on it"}))
-        .await
-        .ok(200);
+    ops.case_verb(
+        &ops.agent,
+        &acked_id,
+        "acknowledge",
+        &json!({"reason": "on it"}),
+    )
+    .await
+    .ok(200);
 
     // Booking 1 breaches at ~1 s: its sla_breach case is left alone too.
     let breach = breach_case(&ops, &id1).await;
@@ -355,7 +387,10 @@ async fn unacknowledged_cases_escalate_themselves_after_ack_within() {
         .await;
         let seen = now_ms();
         assert_eq!(c["state"], "escalated", "{c}");
-        assert_eq!(c["severity"], "high", "was {was}; escalation raises it: {c}");
+        assert_eq!(
+            c["severity"], "high",
+            "was {was}; escalation raises it: {c}"
+        );
         let last = history(&c).pop().expect("history");
         assert_eq!(
             (last.0.as_str(), last.1.as_str()),

@@ -93,10 +93,7 @@ impl Ops {
 
     /// The partner's view of a booking (asserts 200).
     pub(crate) async fn booking(&self, id: &str) -> Value {
-        self.app
-            .get_booking(&self.w.partner.key, id)
-            .await
-            .ok(200)
+        self.app.get_booking(&self.w.partner.key, id).await.ok(200)
     }
 
     /// The key of provider `id`.
@@ -245,10 +242,7 @@ impl Ops {
 
     /// `GET /v1/ops/audit/export` as text (asserts 200 and the JSON Lines content type).
     pub(crate) async fn export(&self) -> String {
-        let r = self
-            .app
-            .get("/v1/ops/audit/export", Some(&self.sup1))
-            .await;
+        let r = self.app.get("/v1/ops/audit/export", Some(&self.sup1)).await;
         assert_eq!(r.status, 200, "export: {} {}", r.status, r.text());
         assert!(
             r.content_type().starts_with("application/x-ndjson"),

@@ -1,5 +1,5 @@
 //! Delivery: a booking's whole life arrives in commit order, signed; event filters; 410 Gone
-//! disables the endpoint.
+//! disables the endpoint; an idle dispatcher sends new and replayed deliveries at once.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -245,6 +245,8 @@ fn now_ms() -> i64 {
 /// takes a few ms; the dispatcher's idle sleep is 5 s, so a missed wake-up shows clearly.
 const PROMPT: Duration = Duration::from_millis(2500);
 
+/// The outbox is read as soon as a commit adds to it. Latencies of ~5 s (the dispatcher's idle
+/// sleep) mean it was woken before the rows were committed, found nothing, and slept.
 #[tokio::test]
 async fn an_idle_dispatcher_sends_new_and_replayed_deliveries_promptly() {
     let app = TestApp::spawn_with(FAST_RETRIES).await;

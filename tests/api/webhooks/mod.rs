@@ -2,9 +2,10 @@
 //! every request it gets with the `standardwebhooks` package — independently of DxStack's own
 //! signing code — logs it, and answers per a plan ("fail the first two", "always 410", ...).
 //!
-//! Tests: a booking's life in order ([`delivery`]), retries, dead letters and replay
-//! ([`retries`]), secret rotation, URL rules and partner isolation ([`security`]), and the
-//! outbox surviving SIGKILL ([`crash`]).
+//! Tests: a booking's life in order, event filters, 410 Gone and prompt dispatch
+//! ([`delivery`]); retries, per-booking order, dead letters and replay ([`retries`]); secret
+//! rotation, URL rules and partner isolation ([`security`]); the outbox surviving SIGKILL
+//! ([`crash`]).
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -31,7 +32,7 @@ const RECEIVER: &str = concat!(
 pub(crate) const FAST_RETRIES: &str = "[webhooks]\nretry_schedule = [\"300ms\", \"300ms\"]\n";
 
 /// How long a test waits for deliveries that should come within a second or so.
-pub(crate) const WAIT: Duration = Duration::from_secs(8);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 /// A booking's events from creation to completion, in commit order.
 pub(crate) const LIFE: [&str; 4] = [
