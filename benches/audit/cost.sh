@@ -40,7 +40,7 @@ run() { # run MODE INDEX
   echo "=== run $i: audit $mode (c=$C, ${SECS}s), load $(cut -d' ' -f1-3 /proc/loadavg) ==="
   BUILD=0 DXSTACK_BIN=$BIN LEVELS=$C SECS=$SECS LABEL="audit-$mode" \
     OUT="$RES/$mode.jsonl" EXTRA_CONFIG=$'[engine]\naudit = '"$audit" \
-    "$REPO/benches/http/run.sh" 2>&1 | tee "$RES/run-$i-$mode.log" | grep -E '^audit-|^server c=|ERROR|WARNING' || true
+    "$REPO/benches/http/run.sh" 2>&1 | tee "$RES/run-$i-$mode.log" | grep -E '^audit-|^server c=|ERROR|WARNING' | awk '!seen[$0]++' || true
   [ "${PIPESTATUS[0]}" = 0 ] || { echo "run $i ($mode) failed: see $RES/run-$i-$mode.log"; exit 1; }
 }
 
@@ -61,6 +61,8 @@ for name, rs in (("on", on), ("off", off)):
     print(f"audit {name:<3}: transitions/s " + ", ".join(f"{r['steps_per_s']:.1f}" for r in rs)
           + f" (median {med(rs, 'steps_per_s'):.1f}); all-steps p99 ms "
           + ", ".join(f"{r['all_p99_ms']:.2f}" for r in rs) + f"; errors {sum(r['errors'] for r in rs)}")
+print("per round (adjacent on/off runs): " + ", ".join(
+    f"{100 * (b['steps_per_s'] - a['steps_per_s']) / b['steps_per_s']:.1f} %" for a, b in zip(on, off)))
 t_on, t_off = med(on, "steps_per_s"), med(off, "steps_per_s")
 cost = 100 * (t_off - t_on) / t_off
 print(f"audit chain cost at c={on[0]['c']}: {cost:.1f} % of transitions/s "

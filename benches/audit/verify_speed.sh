@@ -7,7 +7,9 @@
 #   3. GET /v1/ops/audit/verify (timed) and GET /v1/ops/audit/export > export.jsonl (timed)
 #   4. SIGTERM, then RUNS timed runs each of
 #        dxstack audit verify --store DIR     and     dxstack audit verify --file export.jsonl
-#      (page cache warm: the first run of each is a warm-up and is reported separately)
+#      (page cache warm: the first run of each is a warm-up and is reported separately); wall
+#      and CPU (user + sys) seconds of each run, entries/s of both: on a shared machine the CPU
+#      figure is the one that does not depend on what else runs
 #   5. optionally (PY=1) the independent Python verifier over the same export
 #
 # Usage: benches/audit/verify_speed.sh
@@ -18,7 +20,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 export LISTEN=${LISTEN:-127.0.0.1:8095} # a port of its own (other benches use 8090)
-# shellcheck source=../http/lib.sh
+# shellcheck source-path=SCRIPTDIR source=../http/lib.sh
 source "$HERE/../http/lib.sh"
 trap dx_cleanup EXIT
 trap 'exit 130' INT TERM
@@ -77,27 +79,28 @@ echo "store on disk: $(mb "$(du -sk "$DX_TMP/data" | cut -f1)") MB"
 # The export's own head: what `--file` must report.
 FILE_HEAD=$(tail -n 1 "$DX_TMP/export.jsonl" | jget hash)
 
-timed() { # timed LABEL ARGS... : one run of `dxstack audit verify ARGS`; prints seconds and entries/s
-  local label=$1; shift
-  local t0 t1 out rc=0
-  t0=$(date +%s.%N)
-  out=$("$BIN" audit verify "$@" 2>&1) || rc=$?
-  t1=$(date +%s.%N)
-  [ "$rc" = 0 ] || die "dxstack audit verify $* exited $rc: $out"
-  python3 - "$t0" "$t1" "$label" "$out" "$@" <<'PY'
-import re, sys
-t0, t1, label, out = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
-m = re.match(r"ok (\d+) entries, head ([0-9a-f]{64})", out)
-if not m:
-    sys.exit(f"unexpected verdict: {out!r}")
-n, s = int(m.group(1)), t1 - t0
-print(f"{label:<22} {n:>9,} entries  {s:7.3f} s  {n / s:>11,.0f} entries/s   ({out.strip()[:40]}...)")
+timed() { # timed LABEL ARGS... : one run of `dxstack audit verify ARGS`; wall and CPU time, entries/s
+  python3 - "$BIN" "$@" <<'PY' || die "dxstack audit verify ${*:2} failed"
+import re, resource, subprocess, sys, time
+binary, label, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+t0 = time.monotonic()
+p = subprocess.run([binary, "audit", "verify", *args], capture_output=True, text=True)
+wall = time.monotonic() - t0
+r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+m = re.match(r"ok (\d+) entries, head ([0-9a-f]{64})", p.stdout)
+if p.returncode != 0 or not m:
+    sys.exit(f"exit {p.returncode}: {p.stdout!r} {p.stderr!r}")
+n = int(m.group(1))
+print(f"{label:<18} {n:>9,} entries  wall {wall:6.3f} s = {n / wall:>9,.0f}/s   "
+      f"cpu {cpu:6.3f} s = {n / cpu:>9,.0f}/s   max RSS {r1.ru_maxrss / 1024:.0f} MB")
 PY
 }
 
 for mode in store file; do
   if [ $mode = store ]; then args=(--store "$DX_TMP/data"); else args=(--file "$DX_TMP/export.jsonl"); fi
-  timed "--$mode (warm-up)" "${args[@]}"
+  timed "--$mode warm-up" "${args[@]}"
   for i in $(seq 1 "$RUNS"); do timed "--$mode run $i" "${args[@]}"; done
 done
 out=$("$BIN" audit verify --file "$DX_TMP/export.jsonl")

@@ -95,10 +95,11 @@ fi
 log "preflight webhooks ok: $types"
 log "counters: $("$PY" "$HERE/wh.py" counters "$BASE")"
 
-# run_level NAME C STEPS: one loadgen run of $SECS s at concurrency C, drain, report
+# run_level NAME C STEPS SECS: one loadgen run of SECS s at concurrency C, drain, report
 run_level() {
-  local name=$1 c=$2 steps=$3 secs=$4 run_id scpu0 rcpu0 load0 load1 t0 t1 t2 drain_s backlog0 drain_status pcts report
+  local name=$1 c=$2 steps=$3 secs=$4 run_id prefix scpu0 rcpu0 load0 load1 t0 t1 t2 drain_s backlog0 drain_status pcts report
   run_id="wh-$name$c-$(date +%s)"
+  prefix=$(sed -n 's/^id_prefix *= *"\(.*\)".*/\1/p' "$steps"); prefix=${prefix:-dx}  # loadgen {id} = <id_prefix>-<run>-<seq>
   curl -s "$BASE/metrics" >"$DX_TMP/m-$name$c-start.txt"
   scpu0=$(dx_cpu "$DX_PID"); rcpu0=$(dx_cpu "$RX_PID")
   load0=$(loadavg)
@@ -114,6 +115,7 @@ run_level() {
   log "$name c=$c: load stopped; $("$PY" "$HERE/wh.py" counters "$BASE"); waiting for the outbox to drain (max $DRAIN_MAX s)"
   read -r drain_s backlog0 drain_status < <("$PY" "$HERE/wh.py" drain "$BASE" "$RX" "$DRAIN_MAX" "$ENDPOINTS")
   t2=$(date +%s.%N)
+  echo "t_start=$t0 t_stop=$t1 t_drained=$t2 drain_s=$drain_s drain_status=$drain_status ref_prefix=$prefix-$run_id-" >"$DX_TMP/times-$name$c.txt"
   curl -s "$BASE/metrics" >"$DX_TMP/m-$name$c-drained.txt"
   scpu1=$(dx_cpu "$DX_PID"); rcpu1=$(dx_cpu "$RX_PID")
   kill -TERM "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true; SAMPLER=""
@@ -122,7 +124,7 @@ run_level() {
   report=$("$PY" "$HERE/wh.py" level name="$name " loadgen="$DX_TMP/loadgen-$name$c.json" \
     m_start="$DX_TMP/m-$name$c-start.txt" m_stop="$DX_TMP/m-$name$c-stop.txt" m_drained="$DX_TMP/m-$name$c-drained.txt" \
     rx_tsv="$DX_TMP/received.tsv" samples="$DX_TMP/samples-$name$c.tsv" endpoints="$ENDPOINTS" \
-    t_start="$t0" t_stop="$t1" drain_s="$drain_s" drain_status="$drain_status" ref_prefix="dx-$run_id-" \
+    t_start="$t0" t_stop="$t1" drain_s="$drain_s" drain_status="$drain_status" ref_prefix="$prefix-$run_id-" \
     load_start="$load0" load_end="$load1" server_cpu_pct="${pcts% *}" rx_cpu_pct="${pcts#* }" out="$OUT")
   echo "$report"
   summary+=("$report")

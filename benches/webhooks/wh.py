@@ -323,10 +323,13 @@ def cmd_probe(base, rx, key, n, gap_s, tsv):
     lat = sorted(1000 * (r["t"] - r["occ"]) for r in rows)
     after_ack = sorted(1000 * (r["t"] - acked[r["ref"]]) for r in rows if r["ref"] in acked)
     slow = sum(1 for x in lat if x >= 1000)
+    late = sum(1 for x in lat if x >= 900 * gap_s)
+    early = sum(1 for x in after_ack if x < 0)
     print(f"lone events ({n} creates {1000 * gap_s:.0f} ms apart, idle server): received {len(rows)} of {n}; "
-          f"commit->arrival p50 {pct(lat, .5):.1f} p99 {pct(lat, .99):.1f} max {pct(lat, 1):.1f} ms; "
-          f"arrival - client's 201: p50 {pct(after_ack, .5):.1f} p99 {pct(after_ack, .99):.1f} ms; "
-          f"{slow} took >= 1 s")
+          f"commit->arrival p50 {pct(lat, .5):.1f} p90 {pct(lat, .9):.1f} p99 {pct(lat, .99):.1f} max {pct(lat, 1):.1f} ms; "
+          f"{late} waited >= 0.9 x the gap (not woken by their own commit), {slow} >= 1 s; "
+          f"arrival - the client's 201: p50 {pct(after_ack, .5):.1f} p99 {pct(after_ack, .99):.1f} ms, "
+          f"{early} arrived before the 201; slowest: {', '.join(f'{x:.0f}' for x in lat[-5:])} ms")
 
 
 def main():

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use store::keys::{self, table};
 use store::{Reader, Txn};
-use workflows::booking::{Address, RouteChoice, RouteTrigger, Slot};
+use workflows::booking::{Address, Excluded, Exclusion, RouteChoice, RouteTrigger, Slot};
 use workflows::network::{GeoPoint, Provider};
 use workflows::routing::{self, Offer, Weights};
 use workflows::{Date, ProviderId, ServiceCode, Timestamp};
@@ -26,9 +26,15 @@ pub fn capacity_used(r: &impl Reader, provider: &ProviderId, day: Date) -> store
         .unwrap_or(0))
 }
 
-/// Providers that list the pincode or whose radius covers the address's grid cell.
-pub fn nearby(r: &impl Reader, address: &Address) -> store::Result<Vec<Provider>> {
+/// Providers that list the pincode or whose radius reaches the address, read in full; and the
+/// ids of providers indexed in the address's grid cell whose radius does not reach it (they are
+/// explained as `outside_area` without reading their records).
+pub fn nearby(
+    r: &impl Reader,
+    address: &Address,
+) -> store::Result<(Vec<Provider>, Vec<ProviderId>)> {
     let mut ids = BTreeSet::new();
+    let mut outside = BTreeSet::new();
     let by_pin = keys::compose(
         table::PROVIDER_BY_PINCODE,
         &[address.pincode.as_bytes()],
@@ -38,18 +44,34 @@ pub fn nearby(r: &impl Reader, address: &Address) -> store::Result<Vec<Provider>
         ids.insert(k[by_pin.len()..].to_vec());
     }
     if let (Some(lat), Some(lon)) = (address.lat, address.lon) {
-        let cell = keys::cell_prefix(routing::cell_of(GeoPoint { lat, lon }));
-        for (k, _) in r.scan_prefix_raw(&cell)? {
-            ids.insert(k[cell.len()..].to_vec());
+        let here = GeoPoint { lat, lon };
+        let cell = keys::cell_prefix(routing::cell_of(here));
+        for (k, v) in r.scan_prefix_raw(&cell)? {
+            // Only providers whose radius reaches the address (the cell is ~28 km wide).
+            let reaches = parse_reach(&v).is_none_or(|(at, radius)| here.distance_km(at) <= radius);
+            let id = k[cell.len()..].to_vec();
+            if reaches {
+                ids.insert(id);
+            } else {
+                outside.insert(id);
+            }
         }
     }
     let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(p) = r.get::<Provider>(&keys::one(table::PROVIDER, &id))? {
+    for id in &ids {
+        if let Some(p) = r.get::<Provider>(&keys::one(table::PROVIDER, id))? {
             out.push(p);
         }
     }
-    Ok(out)
+    let outside = outside
+        .difference(&ids)
+        .filter_map(|id| {
+            std::str::from_utf8(id)
+                .ok()
+                .and_then(|s| ProviderId::parse(s).ok())
+        })
+        .collect();
+    Ok((out, outside))
 }
 
 /// Decides the next provider for a booking, returning the decision (without terms: pricing
@@ -64,7 +86,7 @@ pub fn decide(
     now: Timestamp,
 ) -> store::Result<(RouteChoice, Option<Provider>)> {
     let day = Date::india_of(input.slot.start);
-    let providers = nearby(r, input.address)?;
+    let (providers, outside) = nearby(r, input.address)?;
     let mut offers = Vec::with_capacity(providers.len());
     for p in &providers {
         offers.push(Offer {
@@ -72,7 +94,7 @@ pub fn decide(
             used_on_day: capacity_used(r, &p.id, day)?,
         });
     }
-    let ranking = routing::rank(
+    let mut ranking = routing::rank(
         &routing::Request {
             services: input.services,
             address: input.address,
@@ -83,6 +105,22 @@ pub fn decide(
         &offers,
         weights,
     );
+    if !outside.is_empty() {
+        ranking
+            .excluded
+            .extend(outside.into_iter().map(|provider_id| Excluded {
+                reason: if input.tried.contains(&provider_id) {
+                    Exclusion::AlreadyTried
+                } else {
+                    Exclusion::OutsideArea
+                },
+                provider_id,
+            }));
+        ranking
+            .excluded
+            .sort_by(|a, b| a.provider_id.cmp(&b.provider_id));
+        ranking.excluded.truncate(routing::DECISION_LIST_MAX);
+    }
     let chosen = ranking
         .candidates
         .first()
@@ -115,7 +153,33 @@ pub fn reindex(txn: &mut Txn<'_>, old: Option<&Provider>, new: &Provider) {
     for pc in &new.serviceable_pincodes {
         txn.put_raw(keys::provider_by_pincode(pc, id), Vec::new());
     }
+    let reach = reach_of(new);
     for cell in routing::cells_covered(new) {
-        txn.put_raw(keys::provider_by_cell(cell, id), Vec::new());
+        txn.put_raw(keys::provider_by_cell(cell, id), reach.clone());
     }
+}
+
+/// The cell index value: where the provider is and how far it reaches, so a lookup can drop
+/// providers whose radius does not reach the address without reading their records.
+fn reach_of(p: &Provider) -> Vec<u8> {
+    let mut v = Vec::with_capacity(24);
+    v.extend_from_slice(&p.location.lat.to_be_bytes());
+    v.extend_from_slice(&p.location.lon.to_be_bytes());
+    v.extend_from_slice(&p.radius_km.to_be_bytes());
+    v
+}
+
+fn parse_reach(v: &[u8]) -> Option<(GeoPoint, f64)> {
+    let f = |i: usize| {
+        v.get(i..i + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(f64::from_be_bytes)
+    };
+    Some((
+        GeoPoint {
+            lat: f(0)?,
+            lon: f(8)?,
+        },
+        f(16)?,
+    ))
 }

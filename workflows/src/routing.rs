@@ -172,11 +172,17 @@ pub fn rank(req: &Request<'_>, options: &[Offer<'_>], w: &Weights) -> Ranking {
             .then_with(|| a.provider_id.cmp(&b.provider_id))
     });
     excluded.sort_by(|a, b| a.provider_id.cmp(&b.provider_id));
+    // A decision is stored with the booking: keep it readable and bounded.
+    candidates.truncate(DECISION_LIST_MAX);
+    excluded.truncate(DECISION_LIST_MAX);
     Ranking {
         candidates,
         excluded,
     }
 }
+
+/// Candidates and exclusions kept in a stored decision at most (best and first by id).
+pub const DECISION_LIST_MAX: usize = 100;
 
 /// Grid cells of 0.25° (about 28 km) index providers for radius search.
 pub const CELL_DEG: f64 = 0.25;
