@@ -387,6 +387,7 @@ pub fn case_view(c: &ExceptionCase) -> serde_json::Value {
         "booking_id": c.booking_id.map(|b| b.to_string()),
         "provider_id": c.provider_id.as_ref().map(|p| p.as_str()),
         "detail": c.detail,
+        "assignee": c.assignee,
         "opened_at": rfc3339(c.opened_at),
         "updated_at": rfc3339(c.updated_at),
         "history": c.history.iter().map(|h| serde_json::json!({

@@ -194,6 +194,32 @@ fn target(kind: &str, id: impl Into<String>) -> Target {
     }
 }
 
+/// The reason a caller gave with a command, if any (kept in the audit entry even when the
+/// command is refused).
+fn command_reason(cmd: &Command) -> Option<String> {
+    use super::BookingAction as A;
+    use workflows::case::CaseCommand as C;
+    match cmd {
+        Command::Booking {
+            action: A::Cancel { reason },
+            ..
+        } => Some(reason.clone()),
+        Command::Booking {
+            action: A::Reject { reason },
+            ..
+        } => reason.clone(),
+        Command::OpsBookingAction { reason, .. }
+        | Command::RaiseCase { reason, .. }
+        | Command::DecideApproval { reason, .. } => Some(reason.clone()),
+        Command::CaseAction {
+            command:
+                C::Acknowledge { reason, .. } | C::Escalate { reason, .. } | C::Resolve { reason, .. },
+            ..
+        } => Some(reason.clone()),
+        _ => None,
+    }
+}
+
 /// The audit action and target of a command, known before it runs.
 fn describe(cmd: &Command) -> (String, Target) {
     match cmd {
@@ -467,7 +493,7 @@ pub(super) fn execute(
                 target,
                 from_state: None,
                 to_state: None,
-                reason: None,
+                reason: command_reason(&req.command),
                 request_id: Some(req.request_id.clone()),
                 outcome: Some("rejected".into()),
                 error: Some(e.code().into()),
