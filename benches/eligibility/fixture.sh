@@ -59,4 +59,12 @@ PY
 
 # cpu_busy: busy jiffies of the whole machine (all CPUs; /proc/stat user..steal minus idle/iowait)
 cpu_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; }
-loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+# loadavg: the 1/5/15-min load averages and, more to the point on a shared 2-core box, how busy
+# the machine is right now: "% of all cores busy over the last 2 s" (before the bench's own load)
+loadavg() {
+  local a b
+  a=$(awk '/^cpu /{print $5+$6, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat); sleep 2
+  b=$(awk '/^cpu /{print $5+$6, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+  echo "$(cut -d' ' -f1-3 /proc/loadavg) (busy $(awk -v a="$a" -v b="$b" 'BEGIN{split(a,x," "); split(b,y," "); d = y[2] - x[2];
+    if (d <= 0) d = 1; printf "%.0f", 100 - 100 * (y[1] - x[1]) / d}')% over 2 s)"
+}

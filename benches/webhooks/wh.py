@@ -225,6 +225,20 @@ def level(a):
     for k in ("delivered", "retrying", "dead", "attempts", "http_5xx"):
         out[f"server_{k}"] = int(c2[k] - c0[k])
 
+    # --- the committer while loading (start -> stop) and while draining (stop -> drained)
+    for tag, ma, mb, secs in (("load", m0, m1, load_s), ("drain", m1, m2, None)):
+        D = lambda n: mb.get((n, ""), 0.0) - ma.get((n, ""), 0.0)
+        n = D("dxstack_batch_commands_count")
+        cmds = lambda kind: sum(v - ma.get((k, l), 0.0) for (k, l), v in mb.items()
+                                if k == "dxstack_commands_total" and f'kind="{kind}"' in l)
+        if n:
+            out[f"committer_{tag}"] = {
+                "commits": int(n), "commands_per_commit": round(D("dxstack_batch_commands_sum") / n, 1),
+                "commit_ms": round(1000 * D("dxstack_commit_seconds_sum") / n, 2),
+                "busy_s": round(D("dxstack_commit_seconds_sum"), 1),
+                "record_attempt_cmds": int(cmds("record_attempt")),
+                "all_cmds": int(D("dxstack_batch_commands_sum")),
+            }
     # --- order per booking
     per_b = defaultdict(list)
     for r in sorted(rows, key=lambda r: r["t"]):
@@ -290,6 +304,12 @@ def fmt(o):
              f"dead {o['server_dead']} attempts {o['server_attempts']}; 5xx {o['server_http_5xx']}")
     L.append(f"  order: {o['bookings_seen']} bookings, {o['bookings_out_of_order']} out of order, {o['bookings_with_gap']} with a gap; "
              f"negative latencies {o['negative_latency']}")
+    for tag in ("load", "drain"):
+        k = o.get(f"committer_{tag}")
+        if k:
+            L.append(f"  committer ({tag}): {k['all_cmds']} commands ({k['record_attempt_cmds']} record_attempt) in "
+                     f"{k['commits']} group commits, {k['commands_per_commit']} per commit, {k['commit_ms']} ms per commit, "
+                     f"busy {k['busy_s']} s" + (f" of {o['secs']} s" if tag == "load" else ""))
     if o.get("timeline"):
         L.append("  timeline [s since start, backlog, delivered/s over the last 2 s]: " +
                  " ".join(f"{t}:{b}:{r}" for t, b, r in o["timeline"]))
