@@ -47,7 +47,7 @@ dx_build
 dx_build_loadgen
 dx_tmp
 dx_config "$DX_TMP"
-dx_start "$DX_TMP"
+t_start "$DX_TMP"
 dx_fixture
 dx_preflight
 t_provider_sla "$ACCEPT" 2h
@@ -93,7 +93,7 @@ t_launch=$(date +%s.%N); busy0=$(t_busy)
 $TPY watch "$BASE" 'dxstack_sla_outcomes_total{kind="acceptance",state="breached"}' \
   --target "$N" --interval 0.2 --timeout 600 --t0 "$t_launch" --log "$DX_TMP/watch.log" >"$DX_TMP/watch.json" &
 WATCH=$!
-dx_start "$DX_TMP"
+t_start "$DX_TMP"
 ready_s=$DX_READY_S
 dx_snapshot "$DX_PID" "$DX_TMP/snap0"
 rm -f "$DX_TMP/probe.stop"

@@ -34,7 +34,7 @@ dx_build
 dx_build_loadgen
 dx_tmp
 dx_config "$DX_TMP"
-dx_start "$DX_TMP"
+t_start "$DX_TMP"
 dx_fixture
 dx_preflight
 t_provider_sla 1h 1s

@@ -92,3 +92,18 @@ t_busy() { awk '/^cpu /{printf "%.2f", ($2+$3+$4+$7+$8+$9)/100}' /proc/stat; }
 t_others() {
   python3 -c "import os; o=($2-$1)-($4-$3); w=max($5,1e-3); n=os.cpu_count(); print(f'{o:.1f} CPU s = {100*o/w/n:.0f}% of {n} cores')"
 }
+
+# t_start DIR: dx_start, but refuse a port that something already answers on, and check that
+# the server that answers is ours (dx_start alone takes any 200 from /readyz on $LISTEN as ready,
+# so a foreign server on the port would silently become the system under test).
+t_start() {
+  if curl -s -m 1 -o /dev/null "$BASE/readyz" 2>/dev/null; then
+    die "something already answers on $BASE (another bench or test holds $LISTEN): set LISTEN=127.0.0.1:<free port>"
+  fi
+  dx_start "$1"
+  sleep 0.2
+  if ! kill -0 "$DX_PID" 2>/dev/null || ! grep -q 'dxstack listening on' "$1/server.out"; then
+    tail -n 5 "$1/server.err" >&2
+    die "our server (pid $DX_PID) is not the one answering on $BASE"
+  fi
+}

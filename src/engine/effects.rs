@@ -144,7 +144,7 @@ pub(super) fn store_case(tx: &mut Tx<'_, '_>, case: &ExceptionCase, notify: bool
             EventType::ExceptionOpened.as_str(),
             case.booking_id.map(|b| b.0).unwrap_or(case.id.0),
             case.booking_id.map(|b| b.0),
-            crate::views::case_view(case),
+            |_: &mut Tx<'_, '_>| Ok(crate::views::case_view(case)),
         )?;
     }
     Ok(())
@@ -213,9 +213,13 @@ fn count(tx: &Tx<'_, '_>, event: EventType) {
 fn emit(tx: &mut Tx<'_, '_>, record: &BookingRecord, event: EventType) -> Exec<()> {
     count(tx, event);
     let b = &record.booking;
-    let cases = cases_of(tx, b)?;
-    let data = serde_json::to_value(crate::views::booking_view(record, &cases))
-        .map_err(crate::error::ApiError::internal)?;
+    let data = |tx: &mut Tx<'_, '_>| -> Exec<serde_json::Value> {
+        let cases = cases_of(tx, b)?;
+        Ok(
+            serde_json::to_value(crate::views::booking_view(record, &cases))
+                .map_err(crate::error::ApiError::internal)?,
+        )
+    };
     super::webhooks::enqueue(
         tx,
         &b.partner_id,

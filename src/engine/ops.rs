@@ -136,7 +136,7 @@ fn move_case(tx: &mut Tx<'_, '_>, case: &ExceptionCase, cmd: &CaseCommand) -> Ex
                     EventType::ExceptionResolved.as_str(),
                     next.booking_id.map(|b| b.0).unwrap_or(next.id.0),
                     next.booking_id.map(|b| b.0),
-                    views::case_view(&next),
+                    |_: &mut Tx<'_, '_>| Ok(views::case_view(&next)),
                 )?;
             }
         }

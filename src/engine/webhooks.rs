@@ -120,7 +120,7 @@ pub(super) fn enqueue(
     event: &str,
     subject: uuid::Uuid,
     booking_id: Option<uuid::Uuid>,
-    data: serde_json::Value,
+    data: impl FnOnce(&mut Tx<'_, '_>) -> Exec<serde_json::Value>,
 ) -> Exec<usize> {
     let prefix = keys::scoped(table::WEBHOOK_ENDPOINT, partner.as_str(), &[]);
     let endpoints: Vec<Endpoint> = tx
@@ -131,8 +131,9 @@ pub(super) fn enqueue(
         .collect::<Result<_, _>>()?;
     let wanted: Vec<&Endpoint> = endpoints.iter().filter(|e| e.wants(event)).collect();
     if wanted.is_empty() {
-        return Ok(0);
+        return Ok(0); // no endpoint wants it: nothing to render
     }
+    let data = data(tx)?;
     let event_id = uuid::Uuid::now_v7();
     let body = serde_json::json!({
         "id": event_id.to_string(),
