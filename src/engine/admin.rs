@@ -14,39 +14,47 @@ use workflows::network::{CatalogService, Operator, Partner, Provider};
 use workflows::policy::{Member, Policy};
 use workflows::Timestamp;
 
-/// Writes `record` at `key`, keeping the stored `created_at`. Returns (status, created_at).
-fn upsert<T>(
-    tx: &mut Tx<'_, '_>,
-    key: Vec<u8>,
-    mut record: T,
-    created_of: impl Fn(&T) -> Timestamp,
-    set_times: impl Fn(&mut T, Timestamp, Timestamp),
-) -> Exec<(u16, T)>
+/// A record with creation and update times that a PUT keeps and refreshes.
+trait Stamped {
+    fn created_at(&self) -> Timestamp;
+    fn stamp(&mut self, created: Timestamp, updated: Timestamp);
+}
+
+macro_rules! stamped {
+    ($($t:ty),*) => {$(
+        impl Stamped for $t {
+            fn created_at(&self) -> Timestamp {
+                self.created_at
+            }
+            fn stamp(&mut self, created: Timestamp, updated: Timestamp) {
+                self.created_at = created;
+                self.updated_at = updated;
+            }
+        }
+    )*};
+}
+
+stamped!(Partner, Provider, Operator, Policy, Member);
+
+/// Writes `record` at `key`, keeping the stored `created_at`. Returns (201 created / 200
+/// replaced, the record as written).
+fn upsert<T>(tx: &mut Tx<'_, '_>, key: Vec<u8>, mut record: T) -> Exec<(u16, T)>
 where
-    T: Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned + Stamped,
 {
     let existing: Option<T> = tx.txn.get(&key)?;
     let (status, created) = match &existing {
-        Some(old) => (200, created_of(old)),
+        Some(old) => (200, old.created_at()),
         None => (201, tx.now),
     };
-    set_times(&mut record, created, tx.now);
+    record.stamp(created, tx.now);
     tx.txn.put(key, &record)?;
     Ok((status, record))
 }
 
 pub(super) fn put_partner(tx: &mut Tx<'_, '_>, p: &Partner) -> Exec<Done> {
     let key = keys::one(table::PARTNER, p.id.as_str().as_bytes());
-    let (status, rec) = upsert(
-        tx,
-        key,
-        p.clone(),
-        |o| o.created_at,
-        |r, c, u| {
-            r.created_at = c;
-            r.updated_at = u;
-        },
-    )?;
+    let (status, rec) = upsert(tx, key, p.clone())?;
     Done::json(status, &views::partner_view(&rec))
 }
 
@@ -63,31 +71,13 @@ pub(super) fn put_provider(tx: &mut Tx<'_, '_>, p: &Provider) -> Exec<Done> {
     let key = keys::one(table::PROVIDER, p.id.as_str().as_bytes());
     let old: Option<Provider> = tx.txn.get(&key)?;
     super::routing::reindex(tx.txn, old.as_ref(), p);
-    let (status, rec) = upsert(
-        tx,
-        key,
-        p.clone(),
-        |o| o.created_at,
-        |r, c, u| {
-            r.created_at = c;
-            r.updated_at = u;
-        },
-    )?;
+    let (status, rec) = upsert(tx, key, p.clone())?;
     Done::json(status, &views::provider_view(&rec))
 }
 
 pub(super) fn put_operator(tx: &mut Tx<'_, '_>, o: &Operator) -> Exec<Done> {
     let key = keys::one(table::OPERATOR, o.id.as_str().as_bytes());
-    let (status, rec) = upsert(
-        tx,
-        key,
-        o.clone(),
-        |o| o.created_at,
-        |r, c, u| {
-            r.created_at = c;
-            r.updated_at = u;
-        },
-    )?;
+    let (status, rec) = upsert(tx, key, o.clone())?;
     Done::json(status, &views::operator_view(&rec))
 }
 
@@ -97,16 +87,7 @@ pub(super) fn put_policy(tx: &mut Tx<'_, '_>, p: &Policy) -> Exec<Done> {
         p.partner_id.as_str(),
         p.id.as_str().as_bytes(),
     );
-    let (status, rec) = upsert(
-        tx,
-        key,
-        p.clone(),
-        |o| o.created_at,
-        |r, c, u| {
-            r.created_at = c;
-            r.updated_at = u;
-        },
-    )?;
+    let (status, rec) = upsert(tx, key, p.clone())?;
     Done::json(status, &views::policy_view(&rec))
 }
 
@@ -128,16 +109,7 @@ pub(super) fn put_member(tx: &mut Tx<'_, '_>, m: &Member) -> Exec<Done> {
         m.partner_id.as_str(),
         m.id.as_str().as_bytes(),
     );
-    let (status, rec) = upsert(
-        tx,
-        key,
-        m.clone(),
-        |o| o.created_at,
-        |r, c, u| {
-            r.created_at = c;
-            r.updated_at = u;
-        },
-    )?;
+    let (status, rec) = upsert(tx, key, m.clone())?;
     Done::json(status, &views::member_view(&rec))
 }
 
@@ -149,16 +121,7 @@ pub(super) fn import_members(tx: &mut Tx<'_, '_>, members: &[Member]) -> Exec<Do
             m.partner_id.as_str(),
             m.id.as_str().as_bytes(),
         );
-        let (status, _) = upsert(
-            tx,
-            key,
-            m.clone(),
-            |o| o.created_at,
-            |r, c, u| {
-                r.created_at = c;
-                r.updated_at = u;
-            },
-        )?;
+        let (status, _) = upsert(tx, key, m.clone())?;
         if status == 201 {
             created += 1;
         } else {
