@@ -298,8 +298,8 @@ def fmt(o):
     h = o["server_hist_ms"]
     L.append(f"  server histogram commit_to_delivery ({o['server_hist_count']} obs): p50 ~{h['p50'][0]} ms (bucket {h['p50'][1]}-{h['p50'][2]}), "
              f"p99 ~{h['p99'][0]} ms (bucket {h['p99'][1]}-{h['p99'][2]})")
-    L.append(f"  exactly-once: events committed {o['events_committed']} (transitions ok {o['transitions']}), distinct event ids received "
-             f"{o['distinct_events_received']}, missing {o['missing_events']}, duplicate POSTs {o['duplicate_posts']} "
+    L.append(f"  exactly-once: events committed {o['events_committed']} (transitions ok {o['transitions']}), distinct " + ("event ids" if o.get("endpoints", 1) == 1 else f"(event id, endpoint) pairs for {o['endpoints']} endpoints")
+             + f" received {o['distinct_events_received']}, missing {o['missing_events']}, duplicate POSTs {o['duplicate_posts']} "
              f"({o['events_with_2plus_posts']} events); server delivered {o['server_delivered']} retrying {o['server_retrying']} "
              f"dead {o['server_dead']} attempts {o['server_attempts']}; 5xx {o['server_http_5xx']}")
     L.append(f"  order: {o['bookings_seen']} bookings, {o['bookings_out_of_order']} out of order, {o['bookings_with_gap']} with a gap; "

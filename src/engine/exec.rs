@@ -130,6 +130,28 @@ pub(super) struct Tx<'a, 's> {
 }
 
 impl Tx<'_, '_> {
+    /// Appends an audit entry for one item of a batched command, by the request's principal.
+    pub(super) fn audit_item(&mut self, action: &str, target: Target, done: &Done) -> Exec<()> {
+        if !self.ctx.audit {
+            return Ok(());
+        }
+        let draft = AuditDraft {
+            at: self.at.clone(),
+            actor: self.req.principal.actor(),
+            action: action.into(),
+            target,
+            from_state: done.from_state.clone(),
+            to_state: done.to_state.clone(),
+            reason: done.reason.clone(),
+            request_id: Some(self.req.request_id.clone()),
+            outcome: None,
+            error: None,
+            detail: None,
+        };
+        audit::append(self.txn, self.head, draft)?;
+        Ok(())
+    }
+
     /// Appends an extra audit entry (e.g. a case the command opened) by the system.
     pub(super) fn audit_system(
         &mut self,
@@ -176,7 +198,7 @@ pub(super) fn kind_of(cmd: &Command) -> &'static str {
         Command::PurgeIdempotency { .. } => "purge_idempotency",
         Command::PutWebhookEndpoint { .. } => "put_webhook_endpoint",
         Command::DeleteWebhookEndpoint { .. } => "delete_webhook_endpoint",
-        Command::RecordAttempt { .. } => "record_attempt",
+        Command::RecordAttempts(_) => "record_attempts",
         Command::ReplayDelivery { .. } => "replay_delivery",
         Command::ReplayDead { .. } => "replay_dead",
         Command::OpsBookingAction { .. } => "ops_booking_action",
@@ -288,9 +310,14 @@ fn describe(cmd: &Command) -> (String, Target) {
             "webhook_endpoint.deleted".into(),
             target("webhook_endpoint", format!("{partner}/{id}")),
         ),
-        Command::RecordAttempt { delivery, .. } => (
-            "webhook.attempt".into(),
-            target("delivery", delivery.to_string()),
+        Command::RecordAttempts(list) => (
+            "webhook.attempts".into(),
+            target(
+                "delivery",
+                list.first()
+                    .map(|(d, ..)| d.to_string())
+                    .unwrap_or_default(),
+            ),
         ),
         Command::ReplayDelivery { delivery, .. } => (
             "webhook.replay".into(),
@@ -372,11 +399,7 @@ fn dispatch(tx: &mut Tx<'_, '_>) -> Exec<Done> {
         Command::DeleteWebhookEndpoint { partner, id } => {
             webhooks::delete_endpoint(tx, partner, id)
         }
-        Command::RecordAttempt {
-            delivery,
-            attempt,
-            outcome,
-        } => webhooks::record_attempt(tx, delivery, attempt, outcome),
+        Command::RecordAttempts(list) => webhooks::record_attempts(tx, list),
         Command::ReplayDelivery { partner, delivery } => webhooks::replay(tx, partner, delivery),
         Command::ReplayDead { partner, since } => {
             webhooks::replay_dead(tx, partner, *since, 10_000)

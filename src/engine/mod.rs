@@ -96,12 +96,14 @@ pub enum Command {
         partner: PartnerId,
         id: String,
     },
-    /// The dispatcher reports one delivery attempt.
-    RecordAttempt {
-        delivery: uuid::Uuid,
-        attempt: crate::webhooks::Attempt,
-        outcome: webhooks::AttemptOutcome,
-    },
+    /// The dispatcher reports delivery attempts (batched: one audit entry per delivery).
+    RecordAttempts(
+        Vec<(
+            uuid::Uuid,
+            crate::webhooks::Attempt,
+            webhooks::AttemptOutcome,
+        )>,
+    ),
     ReplayDelivery {
         partner: PartnerId,
         delivery: uuid::Uuid,

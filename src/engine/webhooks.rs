@@ -318,6 +318,42 @@ fn open_dead_case(tx: &mut Tx<'_, '_>, d: &Delivery) -> Exec<()> {
     super::effects::store_case(tx, &case, false)
 }
 
+/// Records a batch of attempts: each delivery moves as in [`record_attempt`] and gets its own
+/// audit entry; the command itself is not audited again.
+pub(super) fn record_attempts(
+    tx: &mut Tx<'_, '_>,
+    list: &[(uuid::Uuid, Attempt, AttemptOutcome)],
+) -> Exec<Done> {
+    let mut recorded = 0usize;
+    for (id, attempt, outcome) in list {
+        let savepoint = tx.txn.savepoint();
+        match record_attempt(tx, id, attempt, outcome) {
+            Ok(done) => {
+                if done.audited {
+                    let action = done
+                        .action
+                        .clone()
+                        .unwrap_or_else(|| "webhook.attempt".into());
+                    let target = store::audit::Target {
+                        kind: "delivery".into(),
+                        id: id.to_string(),
+                    };
+                    tx.audit_item(&action, target, &done)?;
+                }
+                recorded += 1;
+            }
+            Err(super::exec::Fail::Api(e)) => {
+                tx.txn.rollback_to(savepoint);
+                tracing::warn!(delivery = %id, error = %e, "attempt not recorded");
+            }
+            Err(fault) => return Err(fault),
+        }
+    }
+    let mut done = Done::json(200, &serde_json::json!({ "recorded": recorded }))?;
+    done.audited = false;
+    Ok(done)
+}
+
 /// Makes deliveries pending and due now (a replay keeps the attempt history).
 fn requeue(tx: &mut Tx<'_, '_>, d: &mut Delivery) -> Exec<()> {
     if let Some(due) = d.next_attempt_at {

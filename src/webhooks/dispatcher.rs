@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use store::keys::{self, table};
 use store::Store;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Notify, Semaphore};
 
 /// Requests in flight to one endpoint at most.
 const IN_FLIGHT_PER_ENDPOINT: usize = 16;
@@ -40,7 +40,6 @@ pub struct Dispatcher {
 
 struct Shared {
     store: Store,
-    engine: Handle,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
     client: reqwest::Client,
@@ -48,6 +47,50 @@ struct Shared {
     in_flight: Mutex<HashSet<uuid::Uuid>>,
     per_endpoint: Mutex<HashMap<String, Arc<Semaphore>>>,
     total: Arc<Semaphore>,
+    outcomes: mpsc::Sender<Outcome>,
+}
+
+/// One attempt's result on its way to the recorder, with who to tell once it is committed.
+type Outcome = (uuid::Uuid, Attempt, AttemptOutcome, oneshot::Sender<()>);
+
+/// Outcomes committed in one command at most.
+const OUTCOMES_PER_COMMAND: usize = 256;
+
+/// Commits attempt outcomes in batches: one command (one audit entry per delivery inside)
+/// for everything that arrived since the last commit, instead of one command each.
+async fn record_outcomes(engine: Handle, mut rx: mpsc::Receiver<Outcome>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < OUTCOMES_PER_COMMAND {
+            match rx.try_recv() {
+                Ok(o) => batch.push(o),
+                Err(_) => break,
+            }
+        }
+        let mut waiters = Vec::with_capacity(batch.len());
+        let mut items = Vec::with_capacity(batch.len());
+        for (id, attempt, outcome, done) in batch {
+            items.push((id, attempt, outcome));
+            waiters.push(done);
+        }
+        let reply = engine
+            .submit(Request {
+                principal: Principal::System("webhooks"),
+                request_id: format!("webhook-{}", uuid::Uuid::now_v7()),
+                idempotency: None,
+                command: Command::RecordAttempts(items),
+            })
+            .await;
+        if reply.status >= 500 {
+            tracing::error!(
+                count = waiters.len(),
+                "could not record webhook attempts; they will be sent again"
+            );
+        }
+        for w in waiters {
+            let _ = w.send(());
+        }
+    }
 }
 
 impl Dispatcher {
@@ -64,9 +107,10 @@ impl Dispatcher {
                 return;
             }
         };
+        let (outcomes, outcomes_rx) = mpsc::channel(IN_FLIGHT_MAX * 2);
+        let recorder = tokio::spawn(record_outcomes(self.engine.clone(), outcomes_rx));
         let shared = Arc::new(Shared {
             store: self.store,
-            engine: self.engine,
             metrics: self.metrics,
             wake: self.wake,
             client,
@@ -74,6 +118,7 @@ impl Dispatcher {
             in_flight: Mutex::new(HashSet::new()),
             per_endpoint: Mutex::new(HashMap::new()),
             total: Arc::new(Semaphore::new(IN_FLIGHT_MAX)),
+            outcomes,
         });
         loop {
             if *shutdown.borrow() {
@@ -113,6 +158,10 @@ impl Dispatcher {
                 _ = shutdown.changed() => {}
             }
         }
+        // Let sends in flight report, then the recorder ends when the last sender is gone.
+        let _ = shared.total.acquire_many(IN_FLIGHT_MAX as u32).await;
+        drop(shared);
+        let _ = recorder.await;
         tracing::info!("webhook dispatcher stopped");
     }
 }
@@ -215,22 +264,18 @@ impl Shared {
             Some(ep) => self.post(&ep, &d, now, started).await,
         };
         self.metrics.webhook_attempts.inc();
-        let reply = self
-            .engine
-            .submit(Request {
-                principal: Principal::System("webhooks"),
-                request_id: format!("webhook-{}", uuid::Uuid::now_v7()),
-                idempotency: None,
-                command: Command::RecordAttempt {
-                    delivery: id,
-                    attempt,
-                    outcome,
-                },
-            })
-            .await;
-        if reply.status >= 500 {
-            tracing::error!(delivery = %id, "could not record a webhook attempt; it will be sent again");
+        // Outcomes are committed in batches by the recorder task; wait until ours is durable,
+        // so the delivery leaves the in-flight set only once its new state is visible.
+        let (done, committed) = oneshot::channel();
+        if self
+            .outcomes
+            .send((id, attempt, outcome, done))
+            .await
+            .is_err()
+        {
+            return;
         }
+        let _ = committed.await;
     }
 
     async fn post(
