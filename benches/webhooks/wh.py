@@ -231,12 +231,15 @@ def level(a):
         n = D("dxstack_batch_commands_count")
         cmds = lambda kind: sum(v - ma.get((k, l), 0.0) for (k, l), v in mb.items()
                                 if k == "dxstack_commands_total" and f'kind="{kind}"' in l)
+        cm = lambda n: sum(v - ma.get((k, l), 0.0) for (k, l), v in mb.items() if k == n)
         if n:
             out[f"committer_{tag}"] = {
                 "commits": int(n), "commands_per_commit": round(D("dxstack_batch_commands_sum") / n, 1),
                 "commit_ms": round(1000 * D("dxstack_commit_seconds_sum") / n, 2),
                 "busy_s": round(D("dxstack_commit_seconds_sum"), 1),
-                "record_attempt_cmds": int(cmds("record_attempt")),
+                # one command per attempt (record_attempt) or one per batch of attempts (record_attempts)
+                "record_attempt_cmds": int(cmds("record_attempt") + cmds("record_attempts")),
+                "attempts": int(cm("dxstack_webhook_attempts_total")),
                 "all_cmds": int(D("dxstack_batch_commands_sum")),
             }
     # --- order per booking
@@ -307,7 +310,8 @@ def fmt(o):
     for tag in ("load", "drain"):
         k = o.get(f"committer_{tag}")
         if k:
-            L.append(f"  committer ({tag}): {k['all_cmds']} commands ({k['record_attempt_cmds']} record_attempt) in "
+            L.append(f"  committer ({tag}): {k['all_cmds']} commands ({k['record_attempt_cmds']} recording "
+                     f"{k.get('attempts', '?')} webhook attempts) in "
                      f"{k['commits']} group commits, {k['commands_per_commit']} per commit, {k['commit_ms']} ms per commit, "
                      f"busy {k['busy_s']} s" + (f" of {o['secs']} s" if tag == "load" else ""))
     if o.get("timeline"):

@@ -226,7 +226,7 @@ impl Shared {
             return;
         }
         let gate = self.endpoint_gate(&d.endpoint_id);
-        let Ok(_permit) = gate.acquire().await else {
+        let Ok(permit) = gate.acquire().await else {
             return;
         };
         let endpoint: Option<Endpoint> = self
@@ -263,6 +263,9 @@ impl Shared {
             ),
             Some(ep) => self.post(&ep, &d, now, started).await,
         };
+        // The endpoint's slot bounds requests to it, not commits: free it before waiting for
+        // the outcome to be durable (the chain's next delivery is due only after that commit).
+        drop(permit);
         self.metrics.webhook_attempts.inc();
         // Outcomes are committed in batches by the recorder task; wait until ours is durable,
         // so the delivery leaves the in-flight set only once its new state is visible.
