@@ -9,15 +9,18 @@
 #      one endpoint PUT /v1/webhook-endpoints/bench {url: http://127.0.0.1:$RX_PORT/hook,
 #      events: ["*"]} as the partner; the preflight booking (lib.sh) must then arrive as its
 #      4 events (created, confirmed, in_progress, completed) in order, or the bench stops
-#   4. per level c in $LEVELS ("16 64") ("lifecycle" in the report): the shared loadgen with dxstack-steps.toml (4 events
-#      per booking) for $SECS (20) s; counters sampled every 0.5 s (samples-c<c>.tsv); when the
-#      load stops, wait for the outbox to drain (server: delivered + dead = events committed;
-#      receiver: no new POST for 0.5 s; at most $DRAIN_MAX s); then the report of the level
-#      (wh.py level): deliveries/s received, backlog at stop and time to drain, arrival -
-#      occurred_at p50/p90/p99, the server's dxstack_webhook_commit_to_delivery_seconds
-#      (bucket-interpolated), events committed vs distinct event ids received, duplicates,
-#      per-booking order, server/receiver CPU, loadavg
-#   5. GET /v1/webhook-deliveries?status=pending|dead (newest 1000) must be empty; SIGTERM
+#   4. PROBE lone creates (default 50, 0.1 s apart) on the idle server: the latency of a webhook
+#      with nothing else going on
+#   5. per level c in $LEVELS ("16 64") ("lifecycle" in the report): the shared loadgen with
+#      dxstack-steps.toml (4 events per booking) for $SECS (20) s; counters sampled every 0.5 s
+#      (samples-lifecycle<c>.tsv); when the load stops, wait for the outbox to drain (server:
+#      delivered + dead = events committed; receiver: no new POST for 0.5 s; at most $DRAIN_MAX
+#      s); then the report of the level (wh.py level): deliveries/s received, backlog at stop and
+#      time to drain, arrival - occurred_at p50/p90/p99, the server's
+#      dxstack_webhook_commit_to_delivery_seconds (bucket-interpolated), events committed vs
+#      distinct event ids received, duplicates, per-booking order, the committer's share,
+#      server/receiver CPU, loadavg; optionally (BURST_SECS) the same for creates only
+#   6. GET /v1/webhook-deliveries?status=pending|dead (newest 1000) must be empty; SIGTERM
 #
 # Usage: benches/webhooks/throughput.sh
 #   env  SECS (20), LEVELS ("16 64"), RX_PORT (9911), DRAIN_MAX (300),
