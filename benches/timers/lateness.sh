@@ -101,7 +101,7 @@ breached=$(t_metric 'dxstack_sla_outcomes_total{kind="fulfilment",state="breache
 risk=$(t_metric 'dxstack_sla_outcomes_total{kind="fulfilment",state="at_risk"}')
 armed=$(t_metric 'dxstack_timers_armed_total')
 errlines=$(grep -c -E 'ERROR|panicked' "$DX_TMP/server.err" || true)
-read -r hwm_end rss_end < <(dx_mem "$DX_PID")
+read -r _ rss_end < <(dx_mem "$DX_PID")
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 dx_stop
 
