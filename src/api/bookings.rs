@@ -1,7 +1,7 @@
 //! Partner booking routes.
 
 use super::extract::{json_ok, parse_json, parse_query, path_id, submit, Body, Caller, Meta};
-use super::validate::{checked, Checks, TEXT_LEN_MAX};
+use super::validate::{checked, Checks};
 use super::AppState;
 use crate::auth::Principal;
 use crate::engine::{BookingAction, Command, NewBookingRequest};
@@ -342,16 +342,8 @@ pub(crate) async fn cancel(
     caller.partner()?;
     let id = path_id(&raw_id, "booking", BookingId::parse)?;
     let dto: CancelBody = parse_json(&body)?;
-    let reason = dto.reason.as_deref().map(str::trim).unwrap_or("");
-    if reason.is_empty() {
-        return Err(ApiError::ReasonRequired);
-    }
-    if reason.chars().count() > TEXT_LEN_MAX {
-        return Err(ApiError::field("reason", "must be at most 500 characters"));
-    }
-    let action = BookingAction::Cancel {
-        reason: reason.to_owned(),
-    };
+    let reason = super::validate::required_reason(dto.reason.as_deref())?;
+    let action = BookingAction::Cancel { reason };
     let command = Command::Booking { id, action };
     Ok(submit(&state, caller.0, &meta, &body, command).await)
 }

@@ -254,24 +254,13 @@ pub(crate) struct ReasonBody {
 }
 
 /// A non-empty reason of at most 500 characters, else 422 `reason_required` / 400.
-fn reason_of(r: Option<&str>) -> Result<String, ApiError> {
-    let reason = r.map(str::trim).unwrap_or("");
-    if reason.is_empty() {
-        return Err(ApiError::ReasonRequired);
-    }
-    if reason.chars().count() > super::validate::TEXT_LEN_MAX {
-        return Err(ApiError::field("reason", "must be at most 500 characters"));
-    }
-    Ok(reason.to_owned())
-}
-
 fn parse_reason(body: &[u8]) -> Result<String, ApiError> {
     let dto: ReasonBody = if body.is_empty() {
         ReasonBody { reason: None }
     } else {
         parse_json(body)?
     };
-    reason_of(dto.reason.as_deref())
+    super::validate::required_reason(dto.reason.as_deref())
 }
 
 async fn case_command(
@@ -364,7 +353,7 @@ pub(crate) async fn raise(
 ) -> Result<Response, ApiError> {
     operator(&caller)?;
     let dto: RaiseBody = parse_json(&body)?;
-    let reason = reason_of(dto.reason.as_deref())?;
+    let reason = super::validate::required_reason(dto.reason.as_deref())?;
     let booking = workflows::BookingId::parse(&dto.booking_id)
         .map_err(|_| ApiError::field("booking_id", "is not a booking id"))?;
     let severity = match dto.severity.as_deref() {
@@ -410,7 +399,7 @@ pub(crate) async fn booking_action(
     operator(&caller)?;
     let booking = path_id(&raw_id, "booking", workflows::BookingId::parse)?;
     let dto: ActionBody = parse_json(&body)?;
-    let reason = reason_of(dto.reason.as_deref())?;
+    let reason = super::validate::required_reason(dto.reason.as_deref())?;
     let mut c = Checks::default();
     let action = match dto.action.as_str() {
         "reassign" => Some(OpsAction::Reassign {

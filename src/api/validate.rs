@@ -126,6 +126,19 @@ impl Checks {
     }
 }
 
+/// A required reason: non-empty after trimming (else 422 `reason_required`) and at most
+/// [`TEXT_LEN_MAX`] characters (else 400 `invalid_field`).
+pub(crate) fn required_reason(r: Option<&str>) -> Result<String, ApiError> {
+    let reason = r.map(str::trim).unwrap_or("");
+    if reason.is_empty() {
+        return Err(ApiError::ReasonRequired);
+    }
+    if reason.chars().count() > TEXT_LEN_MAX {
+        return Err(ApiError::field("reason", "must be at most 500 characters"));
+    }
+    Ok(reason.to_owned())
+}
+
 /// An `Option` that validation has already proven `Some`.
 pub(crate) fn checked<T>(v: Option<T>) -> Result<T, ApiError> {
     v.ok_or_else(|| ApiError::internal("a validated field was missing"))
