@@ -7,14 +7,13 @@
 //!
 //! Criterion measures (means, decisions/s via `Throughput::Elements(1)`):
 //! - `decide/store/random`: `decide(&store, …)` on random booking requests (the dry-run path);
-//! - `decide/txn/random`: the same through an empty `Txn` (the committer's path at booking
-//!   create: every read goes through the batch overlay);
-//! - `decide/store/typical`, `nearby/typical`, `rank/typical`: one request with the median
-//!   number of indexed providers: the whole decision, the index lookup + record decoding
-//!   alone, and the pure `workflows::routing::rank` alone on its pre-loaded offers;
-//! - `one/provider_get_raw`, `one/provider_decode`, `one/capacity_get`: the per-provider
-//!   costs of a decision (one sled lookup of a provider record, its bincode decode, one
-//!   capacity counter lookup), cycling over the typical request's providers.
+//! - `decide/txn/random`: the same through an empty `Txn`; `decide/txn_busy/random` through a
+//!   `Txn` holding a batch's worth (64) of pending capacity counters (the committer's path at
+//!   booking create: counters are read from the batch overlay first);
+//! - `decide/store/typical`, `shortlist/typical`, `rank_with/typical`, `rank_all/typical`:
+//!   one request with the median number of nearby providers: the whole decision, the index's
+//!   screening alone, the pure ranking of the survivors alone, and (the reference the
+//!   screening must agree with) the pure `rank` of every nearby provider.
 //!
 //! After criterion, a plain timing loop times `ROUTING_LATENCY_N` (default 100,000) decisions
 //! one by one and prints p50/p90/p99/p99.9/max, stopping early after `ROUTING_LATENCY_SECS`
@@ -128,7 +127,6 @@ struct Fixture {
     now: Timestamp,
     providers: usize,
     pincodes: usize,
-    index_keys: usize,
     capacity_keys: usize,
     build: Duration,
 }
@@ -293,7 +291,6 @@ fn build(scale_div: usize) -> anyhow::Result<Fixture> {
                 updated_at: t_create,
             };
             txn.put(keys::one(table::PROVIDER, id.as_bytes()), &provider)?;
-            routing::reindex(&mut txn, None, &provider);
             // Live load: half the providers already have bookings on each of the 7 days.
             for d in 0..7 {
                 if rng.gen_bool(0.5) {
@@ -305,7 +302,6 @@ fn build(scale_div: usize) -> anyhow::Result<Fixture> {
             n_providers += 1;
         }
     }
-    let writes = txn.len();
     store.commit(txn)?;
 
     // Requests: a random pincode of the 20,000 at its own location (± 0.5 km), 1–2 services,
@@ -343,13 +339,22 @@ fn build(scale_div: usize) -> anyhow::Result<Fixture> {
         now: day0().india_start(),
         providers: n_providers,
         pincodes: pins.len(),
-        index_keys: writes - n_providers - capacity_keys,
         capacity_keys,
         build: t0.elapsed(),
     })
 }
 
 impl Fixture {
+    fn request<'a>(&'a self, ask: &'a Ask) -> Request<'a> {
+        Request {
+            services: &ask.services,
+            address: &ask.address,
+            slot: ask.slot,
+            tried: &[],
+            allowed_tiers: &self.tiers,
+        }
+    }
+
     fn input<'a>(&'a self, ask: &'a Ask) -> RouteInput<'a> {
         RouteInput {
             services: &ask.services,
@@ -383,50 +388,78 @@ fn us(ns: u64) -> f64 {
     ns as f64 / 1_000.0
 }
 
-/// Shape of the requests: how many providers each decision reads, why they are excluded,
-/// and how large the decision is once encoded (it is kept in the booking record).
+/// Shape of the requests: how many providers each decision screens and ranks, why they are
+/// excluded, and how large the decision is once encoded (it is kept in the booking record).
 fn describe(f: &Fixture) -> usize {
     let sample = f.asks.len().min(2_000);
-    let mut offered: Vec<u64> = Vec::with_capacity(sample);
-    let (mut eligible, mut routed, mut by_pin, mut bytes) = (0usize, 0usize, 0usize, 0usize);
+    let mut screened: Vec<u64> = Vec::with_capacity(sample);
+    let (mut passed, mut eligible, mut routed, mut bytes) = (0usize, 0usize, 0usize, 0usize);
     let mut reasons: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let net = f.store.network();
     for ask in &f.asks[..sample] {
+        let short = net.shortlist(&f.request(ask));
+        screened.push(short.screened as u64);
+        passed += short.passed.len();
         let choice = f.decide(&f.store, ask);
-        offered.push((choice.candidates.len() + choice.excluded.len()) as u64);
         eligible += choice.candidates.len();
         routed += usize::from(choice.provider_id.is_some());
         for e in &choice.excluded {
             *reasons.entry(e.reason.as_str()).or_default() += 1;
         }
         bytes += store::codec::encode(&choice).expect("encode").len();
-        let pin_prefix = keys::compose(
-            table::PROVIDER_BY_PINCODE,
-            &[ask.address.pincode.as_bytes()],
-            &[],
-        );
-        by_pin += f.store.scan_prefix(&pin_prefix).count();
     }
-    let mut sorted = offered.clone();
+    // The grid must find every provider that can serve: ranking the whole network by brute
+    // force must give the same candidates, in the same order.
+    let everyone: Vec<std::sync::Arc<Provider>> = f
+        .store
+        .scan_prefix(&[table::PROVIDER])
+        .map(|kv| {
+            let (_, v) = kv.expect("scan");
+            std::sync::Arc::new(store::codec::decode::<Provider>(&v).expect("decode"))
+        })
+        .collect();
+    for ask in f.asks.iter().take(200) {
+        let day = Date::india_of(ask.slot.start).0;
+        let offers: Vec<Offer<'_>> = everyone
+            .iter()
+            .map(|p| {
+                let used = net
+                    .nearby(&ask.address)
+                    .iter()
+                    .find(|(_, q)| q.id == p.id)
+                    .map_or(0, |&(e, _)| net.used(e, day).expect("in memory"));
+                Offer::new(p, used)
+            })
+            .collect();
+        let brute = workflows::routing::rank(&f.request(ask), &offers, &f.weights);
+        assert_eq!(
+            brute.candidates,
+            f.decide(&f.store, ask).candidates,
+            "the index missed a provider that can serve {:?}",
+            ask.address
+        );
+    }
+    drop(net);
+    let mut sorted = screened.clone();
     sorted.sort_unstable();
     let s = sample as f64;
     println!(
-        "network: {} providers, {} pincodes, {} index keys, {} capacity counters; built and \
-         committed in {:.2} s",
+        "network: {} providers, {} pincodes, {} capacity counters; built and committed in \
+         {:.2} s",
         f.providers,
         f.pincodes,
-        f.index_keys,
         f.capacity_keys,
         f.build.as_secs_f64()
     );
     println!(
-        "requests ({sample} sampled): providers read per decision mean {:.0} p50 {} p99 {} max {} \
-         (listed for the pincode: mean {:.1}); eligible mean {:.1}; routed {:.1} %; \
+        "requests ({sample} sampled): providers screened per decision mean {:.0} p50 {} p99 {} \
+         max {}; passed the screens (ranked) mean {:.1}; eligible mean {:.1}; routed {:.1} %; \
          encoded RouteChoice mean {:.1} KB",
-        offered.iter().sum::<u64>() as f64 / s,
+        screened.iter().sum::<u64>() as f64 / s,
         pct(&sorted, 0.5),
         pct(&sorted, 0.99),
         sorted[sorted.len() - 1],
-        by_pin as f64 / s,
+        passed as f64 / s,
         eligible as f64 / s,
         routed as f64 * 100.0 / s,
         bytes as f64 / s / 1024.0,
@@ -435,10 +468,14 @@ fn describe(f: &Fixture) -> usize {
         .iter()
         .map(|(r, n)| format!("{r} {:.1}", *n as f64 / s))
         .collect();
-    println!("excluded per decision: {}", per.join(", "));
-    // The "typical" request: the first one with the median number of providers read.
+    println!(
+        "exclusions kept per decision (the first {} by id): {}",
+        workflows::routing::DECISION_LIST_MAX,
+        per.join(", ")
+    );
+    // The "typical" request: the first one with the median number of providers screened.
     let median = pct(&sorted, 0.5);
-    offered.iter().position(|&n| n == median).unwrap_or(0)
+    screened.iter().position(|&n| n == median).unwrap_or(0)
 }
 
 fn criterion_benches(c: &mut Criterion, f: &Fixture, typical: usize) {
@@ -460,78 +497,85 @@ fn criterion_benches(c: &mut Criterion, f: &Fixture, typical: usize) {
     });
     drop(txn);
 
+    // A committer batch: 64 bookings' counters pending in the overlay.
+    let mut busy = f.store.txn();
+    for ask in f.asks.iter().take(64) {
+        let day = Date::india_of(ask.slot.start);
+        let net = f.store.network();
+        let first = net
+            .shortlist(&f.request(ask))
+            .passed
+            .first()
+            .map(|p| p.provider.id.clone());
+        drop(net);
+        if let Some(id) = first {
+            busy.put(keys::capacity(id.as_str(), day.0), &1u32)
+                .expect("put");
+        }
+    }
+    g.bench_function("decide/txn_busy/random", |b| {
+        b.iter(|| {
+            i = (i + 1) % f.asks.len();
+            black_box(f.decide(&busy, &f.asks[i]))
+        })
+    });
+    drop(busy);
+
     let ask = &f.asks[typical];
+    let request = f.request(ask);
     g.bench_function("decide/store/typical", |b| {
         b.iter(|| black_box(f.decide(&f.store, black_box(ask))))
     });
-    g.bench_function("nearby/typical", |b| {
-        b.iter(|| black_box(routing::nearby(&f.store, black_box(&ask.address)).expect("nearby")))
+    let net = f.store.network();
+    g.bench_function("shortlist/typical", |b| {
+        b.iter(|| black_box(net.shortlist(black_box(&request))))
     });
-    let day = Date::india_of(ask.slot.start);
-    let (providers, _outside) = routing::nearby(&f.store, &ask.address).expect("nearby");
-    let offers: Vec<Offer<'_>> = providers
+    let day = Date::india_of(ask.slot.start).0;
+    let short = net.shortlist(&request);
+    let offers: Vec<Offer<'_>> = short
+        .passed
         .iter()
-        .map(|p| Offer {
-            provider: p,
-            used_on_day: routing::capacity_used(&f.store, &p.id, day).expect("capacity"),
-        })
+        .map(|p| p.offer(net.used(p.entry, day).expect("in memory")))
         .collect();
-    let request = Request {
-        services: &ask.services,
-        address: &ask.address,
-        slot: ask.slot,
-        tried: &[],
-        allowed_tiers: &f.tiers,
-    };
-    g.bench_function("rank/typical", |b| {
+    g.bench_function("rank_with/typical", |b| {
         b.iter(|| {
-            black_box(workflows::routing::rank(
+            black_box(workflows::routing::rank_with(
                 &request,
                 black_box(&offers),
+                short.excluded.clone(),
                 &f.weights,
             ))
         })
     });
-    let ids: Vec<Vec<u8>> = providers
-        .iter()
-        .map(|p| keys::one(table::PROVIDER, p.id.as_str().as_bytes()))
+    let all: Vec<Offer<'_>> = net
+        .nearby(&ask.address)
+        .into_iter()
+        .map(|(e, p)| Offer::new(p, net.used(e, day).expect("in memory")))
         .collect();
-    let raw: Vec<Vec<u8>> = ids
-        .iter()
-        .map(|k| f.store.get_raw(k).expect("get").expect("present").to_vec())
-        .collect();
-    let counters: Vec<Vec<u8>> = providers
-        .iter()
-        .map(|p| keys::capacity(p.id.as_str(), day.0))
-        .collect();
-    let mut j = 0usize;
-    g.bench_function("one/provider_get_raw", |b| {
+    g.bench_function("rank_all/typical", |b| {
         b.iter(|| {
-            j = (j + 1) % ids.len();
-            black_box(f.store.get_raw(&ids[j]).expect("get"))
-        })
-    });
-    g.bench_function("one/provider_decode", |b| {
-        b.iter(|| {
-            j = (j + 1) % raw.len();
-            black_box(store::codec::decode::<Provider>(&raw[j]).expect("decode"))
-        })
-    });
-    g.bench_function("one/capacity_get", |b| {
-        b.iter(|| {
-            j = (j + 1) % counters.len();
-            black_box(store::Reader::get::<u32>(&f.store, &counters[j]).expect("get"))
+            black_box(workflows::routing::rank(
+                &request,
+                black_box(&all),
+                &f.weights,
+            ))
         })
     });
     g.finish();
-    let ranked = workflows::routing::rank(&request, &offers, &f.weights);
+    let ranked = workflows::routing::rank(&request, &all, &f.weights);
+    assert_eq!(
+        ranked,
+        workflows::routing::rank_with(&request, &offers, short.excluded.clone(), &f.weights),
+        "screening changed the decision"
+    );
     println!(
-        "typical request: pincode {}, services {:?}, {} providers read, {} eligible, {} excluded",
+        "typical request: pincode {}, services {:?}, {} providers screened, {} passed the \
+         screens, {} eligible",
         ask.address.pincode,
         ask.services.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-        offers.len(),
+        short.screened,
+        short.passed.len(),
         ranked.candidates.len(),
-        ranked.excluded.len()
     );
 }
 

@@ -69,8 +69,6 @@ pub(super) fn put_catalog(tx: &mut Tx<'_, '_>, s: &CatalogService) -> Exec<Done>
 
 pub(super) fn put_provider(tx: &mut Tx<'_, '_>, p: &Provider) -> Exec<Done> {
     let key = keys::one(table::PROVIDER, p.id.as_str().as_bytes());
-    let old: Option<Provider> = tx.txn.get(&key)?;
-    super::routing::reindex(tx.txn, old.as_ref(), p);
     let (status, rec) = upsert(tx, key, p.clone())?;
     Done::json(status, &views::provider_view(&rec))
 }

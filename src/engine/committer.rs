@@ -116,10 +116,14 @@ fn run(
     mut head: ChainHead,
 ) {
     let mut batch: Vec<Envelope> = Vec::with_capacity(ctx.batch_commands_max);
+    // A command held back to start the next batch (see `writes_network`).
+    let mut carry: Option<Envelope> = None;
     let mut stopping = false;
+    let mut counters_kept_from = i32::MIN;
     // A runtime-free thread waits on two tokio channels through one tiny current-thread runtime.
     let waiter = tokio::runtime::Builder::new_current_thread().build().ok();
     loop {
+        batch.extend(carry.take());
         if batch.is_empty() && !stopping {
             // Block for the first command or a stop request, whichever comes first.
             match next_message(waiter.as_ref(), &mut rx, &mut stop_rx) {
@@ -127,9 +131,18 @@ fn run(
                 Some(Msg::Stop) | None => stopping = true,
             }
         }
+        let mut network_written = batch.iter().any(|e| writes_network(&e.request.command));
         while batch.len() < ctx.batch_commands_max {
             match rx.try_recv() {
-                Ok(env) => batch.push(env),
+                Ok(env) => {
+                    let writes = writes_network(&env.request.command);
+                    if network_written && !writes {
+                        carry = Some(env);
+                        break;
+                    }
+                    network_written |= writes;
+                    batch.push(env);
+                }
                 Err(_) => break,
             }
         }
@@ -141,11 +154,24 @@ fn run(
         }
         ctx.metrics.queue_depth.set(rx.len() as i64);
         commit_batch(&ctx, &mut head, std::mem::take(&mut batch));
+        // Routing books today and later: older day counters need not stay in memory.
+        let yesterday = workflows::Date::india_of(crate::clock::now()).0 - 1;
+        if yesterday > counters_kept_from {
+            ctx.store.forget_capacity_before(yesterday);
+            counters_kept_from = yesterday;
+        }
     }
     if let Err(e) = ctx.store.sync() {
         tracing::error!(error = %e, "final store sync failed");
     }
     tracing::info!("committer stopped");
+}
+
+/// Whether a command changes the provider network. Routing reads the network from the store's
+/// in-memory index, which moves only at commit, so no other command may follow such a command
+/// in the same batch: it would route on the network as it was before the batch.
+fn writes_network(command: &super::Command) -> bool {
+    matches!(command, super::Command::PutProvider(_))
 }
 
 /// Waits for a request or a stop, whichever comes first.

@@ -1,9 +1,11 @@
 //! Opening the database, reads, and the durable group commit.
 
-use crate::{codec, Error, Result, Txn};
+use crate::network::{NetworkDelta, NetworkIndex};
+use crate::{codec, keys::table, Error, Result, Txn};
 use serde::de::DeserializeOwned;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 /// How to open the store.
@@ -27,8 +29,10 @@ pub struct CommitStats {
 pub struct Store {
     db: sled::Db,
     /// An fd of sled's data file, kept only to `fdatasync` it after every flush.
-    data_file: std::sync::Arc<File>,
+    data_file: Arc<File>,
     path: PathBuf,
+    /// The provider network and its day counters in memory, for routing (see [`NetworkIndex`]).
+    network: Arc<RwLock<NetworkIndex>>,
 }
 
 impl Store {
@@ -49,11 +53,38 @@ impl Store {
                 data_path.display()
             ))
         })?;
+        let mut network = NetworkIndex::new();
+        let mut delta = NetworkDelta::default();
+        for prefix in [table::PROVIDER, table::CAPACITY] {
+            for item in db.scan_prefix([prefix]) {
+                let (k, v) = item?;
+                delta.add(&k, Some(&v))?;
+            }
+        }
+        network.apply(delta);
         Ok(Store {
             db,
-            data_file: std::sync::Arc::new(data_file),
+            data_file: Arc::new(data_file),
             path: config.path.clone(),
+            network: Arc::new(RwLock::new(network)),
         })
+    }
+
+    /// The network index, as of the last commit. Hold the guard briefly: a commit that changes
+    /// the network waits for it.
+    pub fn network(&self) -> RwLockReadGuard<'_, NetworkIndex> {
+        // A panic while holding the lock cannot leave the index half-changed: `apply` does
+        // not fail, so a poisoned lock still guards a whole index.
+        self.network.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops capacity counters of days before `day` from memory (see
+    /// [`NetworkIndex::forget_days_before`]).
+    pub fn forget_capacity_before(&self, day: i32) {
+        self.network
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .forget_days_before(day);
     }
 
     pub fn path(&self) -> &Path {
@@ -80,7 +111,20 @@ impl Store {
                 fdatasync: Duration::ZERO,
             });
         }
+        let mut delta = NetworkDelta::default();
+        for table in [table::PROVIDER, table::CAPACITY] {
+            for (k, v) in txn.writes_under(table) {
+                delta.add(k, v.as_deref())?;
+            }
+        }
         self.db.apply_batch(txn.into_batch())?;
+        if !delta.is_empty() {
+            // Right after the batch is visible in sled, so both views move together.
+            self.network
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .apply(delta);
+        }
         let t0 = Instant::now();
         self.db.flush()?;
         let t1 = Instant::now();

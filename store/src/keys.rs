@@ -33,8 +33,11 @@ pub mod table {
     pub const CRON_RUN: u8 = 0x16;
     pub const ENTITLEMENT: u8 = 0x17;
     pub const ENTITLEMENT_MOVE: u8 = 0x18;
-    pub const PROVIDER_BY_PINCODE: u8 = 0x19;
-    pub const PROVIDER_BY_CELL: u8 = 0x1A;
+    /// Retired: the pincode and geo indexes of the network live in memory
+    /// (`crate::network`), built from `PROVIDER` records. Stores written before may still
+    /// hold keys under these two prefixes; nothing reads them.
+    pub const RETIRED_PROVIDER_BY_PINCODE: u8 = 0x19;
+    pub const RETIRED_PROVIDER_BY_CELL: u8 = 0x1A;
     pub const WEBHOOK_ENDPOINT: u8 = 0x1B;
     pub const DELIVERY: u8 = 0x1C;
     pub const DELIVERY_DUE: u8 = 0x1D;
@@ -135,30 +138,6 @@ pub fn entitlement_move(partner: &str, holder: &str, move_id: &[u8; 16]) -> Vec<
         &[partner.as_bytes(), holder.as_bytes()],
         move_id,
     )
-}
-
-/// `PROVIDER_BY_PINCODE ‖ pincode ‖ 0 ‖ provider`.
-pub fn provider_by_pincode(pincode: &str, provider: &str) -> Vec<u8> {
-    compose(
-        table::PROVIDER_BY_PINCODE,
-        &[pincode.as_bytes()],
-        provider.as_bytes(),
-    )
-}
-
-/// `PROVIDER_BY_CELL ‖ lat cell (i32, sortable) ‖ lon cell (i32, sortable) ‖ provider`.
-pub fn provider_by_cell(cell: (i32, i32), provider: &str) -> Vec<u8> {
-    let mut k = cell_prefix(cell);
-    k.extend_from_slice(provider.as_bytes());
-    k
-}
-
-pub fn cell_prefix(cell: (i32, i32)) -> Vec<u8> {
-    let mut k = Vec::with_capacity(9 + 16);
-    k.push(table::PROVIDER_BY_CELL);
-    k.extend_from_slice(&((cell.0 as u32) ^ 0x8000_0000).to_be_bytes());
-    k.extend_from_slice(&((cell.1 as u32) ^ 0x8000_0000).to_be_bytes());
-    k
 }
 
 /// `DELIVERY_DUE ‖ due_ms (u64 BE) ‖ delivery id (16)`: the first key is the next to send.

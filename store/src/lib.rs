@@ -11,6 +11,7 @@ pub mod codec;
 mod db;
 mod error;
 pub mod keys;
+pub mod network;
 mod reader;
 mod txn;
 

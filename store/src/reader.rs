@@ -7,6 +7,24 @@ use serde::de::DeserializeOwned;
 pub trait Reader {
     fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
 
+    /// The committed store (and its in-memory network index).
+    fn store(&self) -> &Store;
+
+    /// A write not yet committed: `Some(None)` = deleted. The committed store has none.
+    fn pending(&self, _key: &[u8]) -> Option<Option<&[u8]>> {
+        None
+    }
+
+    /// Whether uncommitted writes exist under `prefix`.
+    fn has_pending_under(&self, _prefix: &[u8]) -> bool {
+        false
+    }
+
+    /// Uncommitted writes under `prefix`, in key order (`None` = deleted).
+    fn pending_under(&self, _prefix: &[u8]) -> Vec<(&[u8], Option<&[u8]>)> {
+        Vec::new()
+    }
+
     /// Keys and raw values under `prefix`, in key order.
     fn scan_prefix_raw(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
 
@@ -23,6 +41,10 @@ impl Reader for Store {
         Ok(Store::get_raw(self, key)?.map(|v| v.to_vec()))
     }
 
+    fn store(&self) -> &Store {
+        self
+    }
+
     fn scan_prefix_raw(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut out = Vec::new();
         for item in self.scan_prefix(prefix) {
@@ -36,6 +58,22 @@ impl Reader for Store {
 impl Reader for Txn<'_> {
     fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Txn::get_raw(self, key)
+    }
+
+    fn store(&self) -> &Store {
+        Txn::store(self)
+    }
+
+    fn pending(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        Txn::pending(self, key)
+    }
+
+    fn has_pending_under(&self, prefix: &[u8]) -> bool {
+        Txn::has_pending_under(self, prefix)
+    }
+
+    fn pending_under(&self, prefix: &[u8]) -> Vec<(&[u8], Option<&[u8]>)> {
+        Txn::pending_under(self, prefix)
     }
 
     fn scan_prefix_raw(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {

@@ -83,6 +83,36 @@ impl<'s> Txn<'s> {
         self.undo.push((key, previous));
     }
 
+    /// The pending value of `key`: `Some(None)` = deleted in this batch, `None` = not written.
+    pub fn pending(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        self.overlay.get(key).map(|v| v.as_deref())
+    }
+
+    /// Whether this batch wrote anything under `prefix`.
+    pub fn has_pending_under(&self, prefix: &[u8]) -> bool {
+        self.overlay
+            .range(prefix.to_vec()..)
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(prefix))
+    }
+
+    /// This batch's writes under `prefix`, in key order (`None` = deleted).
+    pub fn pending_under(&self, prefix: &[u8]) -> Vec<(&[u8], Option<&[u8]>)> {
+        self.overlay
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+            .collect()
+    }
+
+    /// This batch's writes to one table, in key order.
+    pub(crate) fn writes_under(&self, table: u8) -> impl Iterator<Item = (&[u8], &Pending)> {
+        self.overlay
+            .range(vec![table]..)
+            .take_while(move |(k, _)| k.first() == Some(&table))
+            .map(|(k, v)| (k.as_slice(), v))
+    }
+
     /// Keys and raw values under `prefix`, committed and pending merged, in key order.
     pub fn scan_prefix_raw(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();

@@ -60,7 +60,7 @@ impl ProviderKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct GeoPoint {
     pub lat: f64,
     pub lon: f64,
@@ -69,10 +69,34 @@ pub struct GeoPoint {
 impl GeoPoint {
     /// Great-circle distance in kilometres (haversine, mean Earth radius).
     pub fn distance_km(self, other: GeoPoint) -> f64 {
-        let (la1, la2) = (self.lat.to_radians(), other.lat.to_radians());
-        let dla = la2 - la1;
+        Spot::of(self).distance_km(&Spot::of(other))
+    }
+}
+
+/// A point with the parts of the haversine that depend on it alone computed once, for code
+/// that measures from the same points many times. Gives exactly [`GeoPoint::distance_km`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Spot {
+    lat_rad: f64,
+    cos_lat: f64,
+    lon: f64,
+}
+
+impl Spot {
+    pub fn of(p: GeoPoint) -> Spot {
+        let lat_rad = p.lat.to_radians();
+        Spot {
+            lat_rad,
+            cos_lat: lat_rad.cos(),
+            lon: p.lon,
+        }
+    }
+
+    pub fn distance_km(&self, other: &Spot) -> f64 {
+        let dla = other.lat_rad - self.lat_rad;
         let dlo = (other.lon - self.lon).to_radians();
-        let a = (dla / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlo / 2.0).sin().powi(2);
+        let a =
+            (dla / 2.0).sin().powi(2) + self.cos_lat * other.cos_lat * (dlo / 2.0).sin().powi(2);
         2.0 * 6_371.0 * a.sqrt().asin()
     }
 }

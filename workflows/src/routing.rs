@@ -10,7 +10,7 @@
 use crate::booking::{Address, Candidate, Excluded, Exclusion, ScoreComponents, Slot};
 use crate::ids::{ProviderId, ServiceCode};
 use crate::money::Paise;
-use crate::network::{GeoPoint, Provider};
+use crate::network::Provider;
 use crate::time::{Date, Timestamp, IST_OFFSET_MS};
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +48,31 @@ pub struct Request<'a> {
 pub struct Offer<'a> {
     pub provider: &'a Provider,
     pub used_on_day: u32,
+    /// Set when the caller already made [`exclusion`]'s first checks for this request (see
+    /// [`Screened`]); `None` = rank checks everything.
+    pub screened: Option<Screened>,
+}
+
+/// A caller's promise that a provider passed [`exclusion`]'s already-tried, active, service,
+/// tier and area checks for the request, with the great-circle distance it computed (so the
+/// ranking neither repeats them nor the distance). `store::network` screens this way and
+/// property-tests that ranking its offers equals ranking every provider unscreened.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Screened {
+    pub distance_km: Option<f64>,
+    /// [`Provider::gross`] of the request's services.
+    pub gross: Paise,
+}
+
+impl<'a> Offer<'a> {
+    /// An offer the ranking checks in full.
+    pub fn new(provider: &'a Provider, used_on_day: u32) -> Offer<'a> {
+        Offer {
+            provider,
+            used_on_day,
+            screened: None,
+        }
+    }
 }
 
 /// The decision: eligible providers best first, and why the others were left out.
@@ -100,7 +125,14 @@ pub fn exclusion(
         Some(Exclusion::TierNotInNetwork)
     } else if !in_area {
         Some(Exclusion::OutsideArea)
-    } else if !open_at(p, req.slot) {
+    } else {
+        last_exclusion(req, p, used)
+    }
+}
+
+/// [`exclusion`]'s checks after the area one: opening hours, then the day's capacity.
+fn last_exclusion(req: &Request<'_>, p: &Provider, used: u32) -> Option<Exclusion> {
+    if !open_at(p, req.slot) {
         Some(Exclusion::ClosedAtSlot)
     } else if used >= p.daily_capacity {
         Some(Exclusion::CapacityFull)
@@ -111,21 +143,45 @@ pub fn exclusion(
 
 /// Ranks `options` for `req`.
 pub fn rank(req: &Request<'_>, options: &[Offer<'_>], w: &Weights) -> Ranking {
-    let here = match (req.address.lat, req.address.lon) {
-        (Some(lat), Some(lon)) => Some(GeoPoint { lat, lon }),
-        _ => None,
-    };
-    let mut excluded = Vec::new();
+    rank_with(req, options, Vec::new(), w)
+}
+
+/// Ranks `options` for `req`, adding `excluded` (providers a caller already excluded with
+/// [`exclusion`]'s reasons, **in provider-id order**) to the explanation. The stored lists
+/// keep the first [`DECISION_LIST_MAX`] exclusions by provider id, so a caller that excluded
+/// many may pass only its first `DECISION_LIST_MAX` and get the same decision as passing all.
+pub fn rank_with(
+    req: &Request<'_>,
+    options: &[Offer<'_>],
+    excluded: Vec<Excluded>,
+    w: &Weights,
+) -> Ranking {
+    let here = req.address.point();
     let mut eligible: Vec<(&Provider, f64, u32, Paise)> = Vec::new();
+    let mut own = Vec::new();
     for o in options {
         let p = o.provider;
-        let d = here.map(|h| h.distance_km(p.location));
-        match exclusion(req, p, o.used_on_day, d) {
-            Some(reason) => excluded.push(Excluded {
+        let (d, gross, reason) = match o.screened {
+            Some(s) => (
+                s.distance_km,
+                s.gross,
+                last_exclusion(req, p, o.used_on_day),
+            ),
+            None => {
+                let d = here.map(|h| h.distance_km(p.location));
+                (
+                    d,
+                    p.gross(req.services),
+                    exclusion(req, p, o.used_on_day, d),
+                )
+            }
+        };
+        match reason {
+            Some(reason) => own.push(Excluded {
                 provider_id: p.id.clone(),
                 reason,
             }),
-            None => eligible.push((p, d.unwrap_or(0.0), o.used_on_day, p.gross(req.services))),
+            None => eligible.push((p, d.unwrap_or(0.0), o.used_on_day, gross)),
         }
     }
     let best_quality = eligible
@@ -171,55 +227,45 @@ pub fn rank(req: &Request<'_>, options: &[Offer<'_>], w: &Weights) -> Ranking {
             .total_cmp(&a.score)
             .then_with(|| a.provider_id.cmp(&b.provider_id))
     });
-    excluded.sort_by(|a, b| a.provider_id.cmp(&b.provider_id));
     // A decision is stored with the booking: keep it readable and bounded.
     candidates.truncate(DECISION_LIST_MAX);
-    excluded.truncate(DECISION_LIST_MAX);
+    let by_id = |a: &Excluded, b: &Excluded| a.provider_id.cmp(&b.provider_id);
+    debug_assert!(excluded.is_sorted_by(|a, b| by_id(a, b).is_le()));
+    own.sort_by(by_id);
     Ranking {
         candidates,
-        excluded,
+        excluded: merge_first(excluded, own, DECISION_LIST_MAX, by_id),
     }
+}
+
+/// The first `max` of two sorted lists, merged in order.
+fn merge_first<T>(
+    a: Vec<T>,
+    b: Vec<T>,
+    max: usize,
+    cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(max.min(a.len() + b.len()));
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    while out.len() < max {
+        let take_a = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => cmp(x, y).is_le(),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        out.extend(if take_a { a.next() } else { b.next() });
+    }
+    out
 }
 
 /// Candidates and exclusions kept in a stored decision at most (best and first by id).
 pub const DECISION_LIST_MAX: usize = 100;
 
-/// Grid cells of 0.25° (about 28 km) index providers for radius search.
-pub const CELL_DEG: f64 = 0.25;
-
-/// The grid cell of a point.
-pub fn cell_of(p: GeoPoint) -> (i32, i32) {
-    (
-        (p.lat / CELL_DEG).floor() as i32,
-        (p.lon / CELL_DEG).floor() as i32,
-    )
-}
-
-/// Every cell a provider's service radius touches (its bounding box), at most 41 × 41.
-pub fn cells_covered(p: &Provider) -> Vec<(i32, i32)> {
-    let lat_span = p.radius_km / 111.0;
-    let lon_span = p.radius_km / (111.0 * p.location.lat.to_radians().cos().abs().max(0.01));
-    let (la0, lo0) = cell_of(GeoPoint {
-        lat: p.location.lat - lat_span,
-        lon: p.location.lon - lon_span,
-    });
-    let (la1, lo1) = cell_of(GeoPoint {
-        lat: p.location.lat + lat_span,
-        lon: p.location.lon + lon_span,
-    });
-    let mut out = Vec::new();
-    for la in la0..=la1.min(la0 + 40) {
-        for lo in lo0..=lo1.min(lo0 + 40) {
-            out.push((la, lo));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::network::ProviderKind;
+    use crate::network::{GeoPoint, ProviderKind};
     use crate::time::Millis;
     use std::collections::BTreeMap;
 
@@ -276,18 +322,9 @@ mod tests {
         let far = provider("a-far", 13.02, 77.65, 4.0, 100);
         let twin = provider("a-near", 12.971, 77.591, 4.0, 100);
         let opts = [
-            Offer {
-                provider: &far,
-                used_on_day: 0,
-            },
-            Offer {
-                provider: &near,
-                used_on_day: 0,
-            },
-            Offer {
-                provider: &twin,
-                used_on_day: 0,
-            },
+            Offer::new(&far, 0),
+            Offer::new(&near, 0),
+            Offer::new(&twin, 0),
         ];
         let r = rank(&req(&s, &addr, &[]), &opts, &Weights::default());
         let ids: Vec<_> = r
@@ -324,14 +361,8 @@ mod tests {
         r.tried = &tried_ids;
         let opts: Vec<Offer> = [&inactive, &no_service, &silver, &far, &closed, &tried]
             .into_iter()
-            .map(|p| Offer {
-                provider: p,
-                used_on_day: 0,
-            })
-            .chain(std::iter::once(Offer {
-                provider: &full,
-                used_on_day: 10,
-            }))
+            .map(|p| Offer::new(p, 0))
+            .chain(std::iter::once(Offer::new(&full, 10)))
             .collect();
         let ranking = rank(&r, &opts, &Weights::default());
         assert!(ranking.candidates.is_empty());
@@ -347,19 +378,5 @@ mod tests {
         assert_eq!(reasons["closed"], "closed_at_slot");
         assert_eq!(reasons["full"], "capacity_full");
         assert_eq!(reasons["tried"], "already_tried");
-    }
-
-    #[test]
-    fn radius_cells_cover_the_circle() {
-        let p = provider("p", 12.97, 77.59, 4.0, 100);
-        let cells = cells_covered(&p);
-        assert!(cells.contains(&cell_of(GeoPoint {
-            lat: 12.97,
-            lon: 77.59
-        })));
-        assert!(cells.contains(&cell_of(GeoPoint {
-            lat: 13.05,
-            lon: 77.67
-        })));
     }
 }

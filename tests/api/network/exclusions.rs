@@ -1,7 +1,8 @@
 //! Exclusions: every reason (`inactive`, `service_not_offered`, `outside_area`,
 //! `tier_not_in_network`, `capacity_full`, `closed_at_slot`, `already_tried`) in the booking's
 //! `routing.excluded` and in `GET /v1/bookings/{id}/routing`; providers the indexes do not
-//! return (neither listing the pincode nor covering the address's cell) are listed nowhere.
+//! return (neither listing the pincode nor with a radius whose bounding box covers the
+//! address's grid cell) are listed nowhere.
 
 use std::collections::BTreeMap;
 
@@ -16,8 +17,8 @@ use crate::harness::{str_of, TestApp};
 /// - `ex-full` (at the address, capacity 1), `ex-ok` (0.7 km), `ex-backup` (2.6 km): eligible;
 /// - `ex-inactive`, `ex-cbc-only` (no LIPID), `ex-silver` (tier silver), `ex-closed` (open
 ///   Mondays 07:00-09:00 India time), all at the address and listing 560001;
-/// - `ex-outside`: 19 km south, radius 2 km, lists only 560099, but its radius lies in the
-///   address's 0.25° cell, so the geo index returns it;
+/// - `ex-outside`: 4 km south, radius 3 km, lists only 560099: the bounding box of its radius
+///   covers the address's 0.05° grid cell, so the geo index returns it, but it cannot reach;
 /// - `ex-north` (35 km north, radius 5 km, 560064) and `ex-mumbai`: not returned by the indexes.
 async fn exclusion_network(app: &TestApp) -> Net {
     let mut net = Net::build(app).await;
@@ -39,8 +40,8 @@ async fn exclusion_network(app: &TestApp) -> Net {
     let mut closed = lab(lat, lon, pin);
     closed["open_hours"] = json!({"mon": ["07:00-09:00"]});
     net.add(app, "ex-closed", &closed).await;
-    let mut outside = lab(12.80, 77.52, "560099");
-    outside["radius_km"] = json!(2);
+    let mut outside = lab(lat - 0.036, lon, "560099");
+    outside["radius_km"] = json!(3);
     net.add(app, "ex-outside", &outside).await;
     let mut north = lab(13.30, 77.60, "560064");
     north["radius_km"] = json!(5);
@@ -83,7 +84,7 @@ async fn every_exclusion_reason_is_shown_on_the_booking_and_in_its_routing_histo
     for id in ["ex-north", "ex-mumbai"] {
         assert!(
             !mentioned(r).contains(id),
-            "{id} neither lists 560001 nor covers the address's cell, yet routing lists it: {r}"
+            "{id} neither lists 560001 nor reaches the address's grid cell, yet routing lists it: {r}"
         );
     }
 

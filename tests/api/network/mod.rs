@@ -18,6 +18,8 @@
 //! - [`isolation`]: a provider sees only its own bookings; data minimisation before accept.
 //! - [`concurrency`]: 50 concurrent bookings against 20 slots, then SIGKILL and restart.
 //! - [`filters`]: `GET /v1/admin/providers?pincode=&service=&active=`.
+//! - [`racing`]: provider writes racing bookings (the committer's batch rule for the
+//!   in-memory network index).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,6 +32,7 @@ mod concurrency;
 mod exclusions;
 mod filters;
 mod isolation;
+mod racing;
 mod ranking;
 mod reject;
 mod tiers;

@@ -3,6 +3,7 @@
 use crate::eligibility::CoverLine;
 use crate::ids::{BookingId, MemberId, PartnerId, PolicyId, ProviderId, ServiceCode};
 use crate::money::Paise;
+use crate::network::GeoPoint;
 use crate::sla::{SlaEntry, SlaKind};
 use crate::time::{Date, Millis, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,16 @@ pub struct Address {
     pub pincode: String,
     pub lat: Option<f64>,
     pub lon: Option<f64>,
+}
+
+impl Address {
+    /// The address's coordinates, when it has both.
+    pub fn point(&self) -> Option<GeoPoint> {
+        match (self.lat, self.lon) {
+            (Some(lat), Some(lon)) => Some(GeoPoint { lat, lon }),
+            _ => None,
+        }
+    }
 }
 
 /// What the booking costs and who pays (integer paise).
