@@ -4,6 +4,14 @@
 //! A reply is sent only after the batch holding its command is applied, flushed and
 //! fdatasync'ed. A command that fails with a store fault is rolled back alone; if the commit
 //! itself fails, every command of the batch gets a 500 and the audit head is re-read from disk.
+//!
+//! # Pipeline
+//! The committer thread executes batch N+1 while a second thread (`syncer`) applies, flushes
+//! and syncs batch N and then answers N's commands. N+1 reads through N's sealed writes (see
+//! `store::Txn`), so it sees everything N did. At most one batch is in flight: N+1 is handed
+//! over only once N is durable, and if N's commit failed, N+1 (built on N) is refused whole.
+//! A batch that changed the network is waited for before the next one executes, because
+//! routing reads the network index that its commit updates.
 
 use super::{exec, Envelope, Handle, Reply};
 use crate::error::ApiError;
@@ -12,7 +20,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use store::audit::ChainHead;
-use store::Store;
+use store::{Sealed, Store};
 use tokio::sync::mpsc;
 use workflows::booking::SlaRules;
 
@@ -39,9 +47,14 @@ impl TimerWake {
         self.earliest_armed.fetch_min(due_ms, Ordering::AcqRel);
     }
 
-    /// After a commit: wake the loop if something now falls due before its alarm.
-    fn committed(&self) {
-        let earliest = self.earliest_armed.swap(i64::MAX, Ordering::AcqRel);
+    /// When a batch is sealed: the earliest timer it armed (`i64::MAX` if none). Only the
+    /// committer thread arms timers, so what it takes belongs to the batch it just executed.
+    fn take_armed(&self) -> i64 {
+        self.earliest_armed.swap(i64::MAX, Ordering::AcqRel)
+    }
+
+    /// After a batch is durable: wake the loop if it armed something due before the alarm.
+    fn committed(&self, earliest: i64) {
         if earliest < self.sleeping_until.load(Ordering::Acquire) {
             self.notify.notify_one();
         }
@@ -88,9 +101,22 @@ pub fn spawn(ctx: EngineContext) -> anyhow::Result<(Handle, Stopper)> {
     let (tx, rx) = mpsc::channel::<Envelope>(ctx.queue_capacity);
     let (stop_tx, stop_rx) = mpsc::channel::<()>(1);
     let head = ChainHead::load(&ctx.store)?;
+    let ctx = Arc::new(ctx);
+    let (flight_tx, flight_rx) = std::sync::mpsc::sync_channel::<Flight>(1);
+    let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<bool>(1);
+    let syncer_ctx = ctx.clone();
+    std::thread::Builder::new()
+        .name("syncer".into())
+        .spawn(move || sync_loop(&syncer_ctx, flight_rx, done_tx))?;
+    let pipe = Pipe {
+        flights: flight_tx,
+        done: done_rx,
+        in_flight: false,
+        base: None,
+    };
     let thread = std::thread::Builder::new()
         .name("committer".into())
-        .spawn(move || run(ctx, rx, stop_rx, head))?;
+        .spawn(move || run(&ctx, rx, stop_rx, head, pipe))?;
     Ok((Handle { tx }, Stopper { stop_tx, thread }))
 }
 
@@ -109,11 +135,88 @@ impl Stopper {
     }
 }
 
+/// An executed batch on its way to disk, and what to do once it is there.
+struct Flight {
+    batch: Sealed,
+    replies: Vec<(tokio::sync::oneshot::Sender<Reply>, Reply)>,
+    started: std::time::Instant,
+    earliest_armed: i64,
+    outbox_dirty: bool,
+}
+
+/// The committer's end of the pipeline to the syncer.
+struct Pipe {
+    flights: std::sync::mpsc::SyncSender<Flight>,
+    /// One `true`/`false` (committed or refused) per flight, in order.
+    done: std::sync::mpsc::Receiver<bool>,
+    in_flight: bool,
+    /// The last batch handed over: the next batch reads through it.
+    base: Option<Sealed>,
+}
+
+impl Pipe {
+    /// Waits for the batch in flight, if any; `false` if its commit failed.
+    fn settle(&mut self) -> bool {
+        if !std::mem::take(&mut self.in_flight) {
+            return true;
+        }
+        self.done.recv().unwrap_or(false)
+    }
+}
+
+/// The syncer thread: commits flights one at a time and answers their commands.
+fn sync_loop(
+    ctx: &EngineContext,
+    flights: std::sync::mpsc::Receiver<Flight>,
+    done: std::sync::mpsc::SyncSender<bool>,
+) {
+    while let Ok(flight) = flights.recv() {
+        let ok = land(ctx, flight);
+        if done.send(ok).is_err() {
+            break;
+        }
+    }
+}
+
+/// Commits one flight, then answers its commands (a 500 each if the commit failed).
+fn land(ctx: &EngineContext, flight: Flight) -> bool {
+    match ctx.store.commit_sealed(&flight.batch) {
+        Ok(stats) => {
+            ctx.metrics
+                .batch_commands
+                .observe(flight.replies.len() as f64);
+            ctx.metrics.flush_seconds.observe(stats.flush.as_secs_f64());
+            ctx.metrics
+                .fdatasync_seconds
+                .observe(stats.fdatasync.as_secs_f64());
+            ctx.metrics
+                .commit_seconds
+                .observe(flight.started.elapsed().as_secs_f64());
+            ctx.timer_wake.committed(flight.earliest_armed);
+            if flight.outbox_dirty {
+                ctx.outbox_wake.notify_one();
+            }
+            for (tx, reply) in flight.replies {
+                let _ = tx.send(reply);
+            }
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "group commit failed; the batch is refused");
+            for (tx, _) in flight.replies {
+                let _ = tx.send(Reply::error(&ApiError::internal(&e), ""));
+            }
+            false
+        }
+    }
+}
+
 fn run(
-    ctx: EngineContext,
+    ctx: &EngineContext,
     mut rx: mpsc::Receiver<Envelope>,
     mut stop_rx: mpsc::Receiver<()>,
     mut head: ChainHead,
+    mut pipe: Pipe,
 ) {
     let mut batch: Vec<Envelope> = Vec::with_capacity(ctx.batch_commands_max);
     // A command held back to start the next batch (see `writes_network`).
@@ -153,7 +256,25 @@ fn run(
             continue;
         }
         ctx.metrics.queue_depth.set(rx.len() as i64);
-        commit_batch(&ctx, &mut head, std::mem::take(&mut batch));
+        let flight = execute_batch(ctx, &mut head, std::mem::take(&mut batch), &pipe);
+        if !pipe.settle() {
+            // The batch this one was built on is not on disk: neither may this one be.
+            refuse(ctx, &mut head, &mut pipe, flight);
+            continue;
+        }
+        pipe.base = Some(flight.batch.clone());
+        if pipe.flights.send(flight).is_err() {
+            tracing::error!("the syncer thread is gone; stopping the committer");
+            break;
+        }
+        pipe.in_flight = true;
+        if network_written {
+            // Durable and in the index now: the next batch reads it from the store.
+            pipe.base = None;
+            if !pipe.settle() {
+                head = ChainHead::load(&ctx.store).unwrap_or(head);
+            }
+        }
         // Routing books today and later: older day counters need not stay in memory.
         let yesterday = workflows::Date::india_of(crate::clock::now()).0 - 1;
         if yesterday > counters_kept_from {
@@ -161,10 +282,25 @@ fn run(
             counters_kept_from = yesterday;
         }
     }
+    pipe.settle();
     if let Err(e) = ctx.store.sync() {
         tracing::error!(error = %e, "final store sync failed");
     }
     tracing::info!("committer stopped");
+}
+
+/// Answers a batch whose base failed to commit with a 500 each, and restarts from the disk.
+fn refuse(ctx: &EngineContext, head: &mut ChainHead, pipe: &mut Pipe, flight: Flight) {
+    tracing::error!(
+        commands = flight.replies.len(),
+        "refusing a batch executed on a batch that failed to commit"
+    );
+    for (tx, _) in flight.replies {
+        let fault = ApiError::internal("the preceding group commit failed");
+        let _ = tx.send(Reply::error(&fault, ""));
+    }
+    *head = ChainHead::load(&ctx.store).unwrap_or(*head);
+    pipe.base = None;
 }
 
 /// Whether a command changes the provider network. Routing reads the network from the store's
@@ -192,13 +328,18 @@ fn next_message(
     })
 }
 
-fn commit_batch(ctx: &EngineContext, head: &mut ChainHead, batch: Vec<Envelope>) {
+/// Executes a batch on top of the one in flight and seals it.
+fn execute_batch(
+    ctx: &EngineContext,
+    head: &mut ChainHead,
+    batch: Vec<Envelope>,
+    pipe: &Pipe,
+) -> Flight {
     let started = std::time::Instant::now();
     let now = crate::clock::now();
-    let mut txn = ctx.store.txn();
+    let mut txn = ctx.store.txn_after(pipe.base.clone());
     let mut replies: Vec<(tokio::sync::oneshot::Sender<Reply>, Reply)> =
         Vec::with_capacity(batch.len());
-    let size = batch.len();
     for env in batch {
         let savepoint = txn.savepoint();
         let head_before = *head;
@@ -217,30 +358,11 @@ fn commit_batch(ctx: &EngineContext, head: &mut ChainHead, batch: Vec<Envelope>)
         };
         replies.push((env.reply, reply));
     }
-    match ctx.store.commit(txn) {
-        Ok(stats) => {
-            ctx.metrics.batch_commands.observe(size as f64);
-            ctx.metrics.flush_seconds.observe(stats.flush.as_secs_f64());
-            ctx.metrics
-                .fdatasync_seconds
-                .observe(stats.fdatasync.as_secs_f64());
-            ctx.metrics
-                .commit_seconds
-                .observe(started.elapsed().as_secs_f64());
-            ctx.timer_wake.committed();
-            if ctx.outbox_dirty.swap(false, Ordering::AcqRel) {
-                ctx.outbox_wake.notify_one();
-            }
-            for (tx, reply) in replies {
-                let _ = tx.send(reply);
-            }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "group commit failed; the batch is refused");
-            *head = ChainHead::load(&ctx.store).unwrap_or(*head);
-            for (tx, _) in replies {
-                let _ = tx.send(Reply::error(&ApiError::internal(&e), ""));
-            }
-        }
+    Flight {
+        batch: txn.seal(),
+        replies,
+        started,
+        earliest_armed: ctx.timer_wake.take_armed(),
+        outbox_dirty: ctx.outbox_dirty.swap(false, Ordering::AcqRel),
     }
 }

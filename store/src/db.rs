@@ -1,7 +1,7 @@
 //! Opening the database, reads, and the durable group commit.
 
 use crate::network::{NetworkDelta, NetworkIndex};
-use crate::{codec, keys::table, Error, Result, Txn};
+use crate::{codec, keys::table, Error, Result, Sealed, Txn};
 use serde::de::DeserializeOwned;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -93,7 +93,13 @@ impl Store {
 
     /// Starts a write transaction (used only by the committer).
     pub fn txn(&self) -> Txn<'_> {
-        Txn::new(self)
+        Txn::new(self, None)
+    }
+
+    /// Starts a write transaction that reads through `base`, the sealed writes of a batch
+    /// being committed meanwhile (see [`Txn`]).
+    pub fn txn_after(&self, base: Option<Sealed>) -> Txn<'_> {
+        Txn::new(self, base)
     }
 
     /// Applies a transaction's writes atomically and makes them durable:
@@ -103,6 +109,11 @@ impl Store {
     /// sled 0.34's `flush` ends in `sync_file_range`, which survives a process crash but not a
     /// power loss; the `fdatasync` that follows is what makes "acknowledged" mean "on disk".
     pub fn commit(&self, txn: Txn<'_>) -> Result<CommitStats> {
+        self.commit_sealed(&txn.seal())
+    }
+
+    /// [`Store::commit`] for a sealed batch (the committer commits on another thread).
+    pub fn commit_sealed(&self, txn: &Sealed) -> Result<CommitStats> {
         let writes = txn.len();
         if writes == 0 {
             return Ok(CommitStats {
@@ -117,7 +128,7 @@ impl Store {
                 delta.add(k, v.as_deref())?;
             }
         }
-        self.db.apply_batch(txn.into_batch())?;
+        self.db.apply_batch(txn.to_batch())?;
         if !delta.is_empty() {
             // Right after the batch is visible in sled, so both views move together.
             self.network

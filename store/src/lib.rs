@@ -18,6 +18,6 @@ mod txn;
 pub use db::{CommitStats, Store, StoreConfig};
 pub use error::Error;
 pub use reader::Reader;
-pub use txn::Txn;
+pub use txn::{Sealed, Txn};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
