@@ -29,6 +29,11 @@ trap dx_cleanup EXIT
 trap 'exit 130' INT TERM
 
 N=${N:-10000}; C=${C:-64}; LEAD=${LEAD:-60}
+# SPREAD=k: k groups of N/k bookings whose slots end k evenly spaced instants apart within one
+# second (T, T + 1000/k ms, ...), so the N timers fall due within the same second instead of
+# at one instant (SPREAD=1, the default and the worst case).
+SPREAD=${SPREAD:-1}
+[ $((N % SPREAD)) = 0 ] || die "N ($N) must be a multiple of SPREAD ($SPREAD)"
 
 dx_build
 dx_build_loadgen
@@ -45,12 +50,33 @@ iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
 export DX_SLOT_START; DX_SLOT_START=$(iso $((T - 1800)))
 export DX_SLOT_END; DX_SLOT_END=$(iso "$T")
 RUN=$(date +%s)
-PREFIX="late-$RUN-"
-log "slot [$DX_SLOT_START, $DX_SLOT_END]: $N fulfilment timers due at $(iso "$DUE") (in $((DUE - $(date +%s))) s)"
+PREFIX="late"  # every group: partner_ref = late<g>-<run>-<seq>
+log "slot [$DX_SLOT_START, $DX_SLOT_END]: $N fulfilment timers due at $(iso "$DUE") (in $((DUE - $(date +%s))) s), in $SPREAD instant(s)"
 
 t0=$(date +%s.%N)
-line=$("$LG" --config "$HERE/create-accept-steps.toml" --base-url "$BASE" --c "$C" --n "$N" \
-         --max-seconds "$LEAD" --threads 1 --id-prefix late --run-id "$RUN" --label lateness-setup --quiet)
+lines=()
+for ((g = 0; g < SPREAD; g++)); do
+  if [ "$SPREAD" -gt 1 ]; then
+    # Slot end T + g·1000/SPREAD ms: its fulfilment timer is due that much after T + 1 s.
+    DX_SLOT_END=$(date -u -d "@$T.$(printf '%03d' $((g * 1000 / SPREAD)))" +%Y-%m-%dT%H:%M:%S.%3NZ)
+  fi
+  lines+=("$("$LG" --config "$HERE/create-accept-steps.toml" --base-url "$BASE" --c "$C" \
+         --n $((N / SPREAD)) --max-seconds "$LEAD" --threads 1 --id-prefix "late$g" --run-id "$RUN" \
+         --label lateness-setup --quiet)")
+done
+# One summary line for all groups: totals added, latencies of the largest p99.
+line=$(python3 - "${lines[@]}" <<'PY'
+import json, sys
+rs = [json.loads(a) for a in sys.argv[1:]]
+out = max(rs, key=lambda r: max(s["p99_ms"] for s in r["steps"]))
+for k in ("bookings_done", "errors"):
+    out[k] = sum(r[k] for r in rs)
+out["elapsed_s"] = sum(r["elapsed_s"] for r in rs)
+out["steps_per_s"] = sum(r["steps_per_s"] * r["elapsed_s"] for r in rs) / out["elapsed_s"]
+out["error_samples"] = [e for r in rs for e in r["error_samples"]]
+print(json.dumps(out))
+PY
+)
 echo "$line" >"$DX_TMP/setup.json"
 setup_s=$(python3 -c "print(f'{$(date +%s.%N) - $t0:.1f}')")
 done_n=$(jget bookings_done <<<"$line"); errs=$(jget errors <<<"$line")
@@ -105,7 +131,11 @@ read -r _ rss_end < <(dx_mem "$DX_PID")
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 dx_stop
 
-echo "=== lateness summary: $N fulfilment timers due at one instant ($(iso "$DUE")), chunk $CHUNK ==="
+if [ "$SPREAD" = 1 ]; then
+  echo "=== lateness summary: $N fulfilment timers due at one instant ($(iso "$DUE")), chunk $CHUNK ==="
+else
+  echo "=== lateness summary: $N fulfilment timers due within one second from $(iso "$DUE") ($SPREAD instants $((1000 / SPREAD)) ms apart), chunk $CHUNK ==="
+fi
 echo "$setup_line"
 python3 - "$scan" "$watch" "$N" <<'PY'
 import json, sys

@@ -170,11 +170,18 @@ impl<'s> Txn<'s> {
     /// Writes not yet in the store under `prefix` (this batch's over its base's), in key
     /// order (`None` = deleted).
     pub fn pending_under(&self, prefix: &[u8]) -> Vec<(&[u8], Option<&[u8]>)> {
-        let mut merged: BTreeMap<&[u8], Option<&[u8]>> = BTreeMap::new();
-        if let Some(b) = &self.base {
-            merged.extend(under(&b.0, prefix).map(|(k, v)| (k.as_slice(), v.as_deref())));
-        }
-        merged.extend(under(&self.overlay, prefix).map(|(k, v)| (k.as_slice(), v.as_deref())));
+        let own = under(&self.overlay, prefix).map(|(k, v)| (k.as_slice(), v.as_deref()));
+        let Some(b) = self
+            .base
+            .as_ref()
+            .filter(|b| under(&b.0, prefix).next().is_some())
+        else {
+            return own.collect();
+        };
+        let mut merged: BTreeMap<&[u8], Option<&[u8]>> = under(&b.0, prefix)
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+            .collect();
+        merged.extend(own);
         merged.into_iter().collect()
     }
 
