@@ -152,6 +152,20 @@ dx_mem() {
 }
 mb() { awk -v k="$1" 'BEGIN{printf "%.1f", k/1024}'; }
 
+# dx_report_end: the closing lines of a run's summary (peak RSS, store size, ERROR/panic lines
+# of the server log), then SIGTERM, warning if the exit code breaks the contract (0).
+dx_report_end() {
+  local hwm rss store_kb errlines
+  read -r hwm rss < <(dx_mem "$DX_PID")
+  store_kb=$(du -sk "$DX_TMP/data" | cut -f1)
+  errlines=$(grep -c -E 'ERROR|panicked' "$DX_TMP/server.err" || true)
+  echo "peak RSS (VmHWM) $(mb "$hwm") MB; RSS at end $(mb "$rss") MB; store on disk $(mb "$store_kb") MB"
+  echo "server stderr: $errlines ERROR/panic lines"
+  [ "$errlines" -gt 0 ] && grep -m 5 -E 'ERROR|panicked' "$DX_TMP/server.err" | cut -c1-400
+  dx_stop
+  [ "${DX_STOP_RC:-0}" = 0 ] || echo "WARNING: server exit code after SIGTERM was $DX_STOP_RC (contract: 0)"
+}
+
 # dx_cpu PID: user+sys CPU seconds of the process
 dx_cpu() {
   awk '{sub(/.*\) /,""); printf "%.2f", ($12+$13)/100}' "/proc/$1/stat" 2>/dev/null || echo 0

@@ -53,13 +53,6 @@ for c in $LEVELS; do
   fi
 done
 
-read -r hwm rss < <(dx_mem "$DX_PID")
-store_kb=$(du -sk "$DX_TMP/data" | cut -f1)
-errlines=$(grep -c -E 'ERROR|panicked' "$DX_TMP/server.err" || true)
 echo "=== dxstack summary ==="
 printf '%s\n' "${summary[@]}"
-echo "peak RSS (VmHWM) $(mb "$hwm") MB; RSS at end $(mb "$rss") MB; store on disk $(mb "$store_kb") MB"
-echo "server stderr: $errlines ERROR/panic lines"
-[ "$errlines" -gt 0 ] && grep -m 5 -E 'ERROR|panicked' "$DX_TMP/server.err" | cut -c1-400
-dx_stop
-[ "${DX_STOP_RC:-0}" = 0 ] || echo "WARNING: server exit code after SIGTERM was $DX_STOP_RC (contract: 0)"
+dx_report_end

@@ -178,16 +178,9 @@ PY
   li=$((li + 1))
 done
 
-read -r hwm rss < <(dx_mem "$DX_PID")
-store_kb=$(du -sk "$DX_TMP/data" | cut -f1)
-errlines=$(grep -c -E 'ERROR|panicked' "$DX_TMP/server.err" || true)
 echo "=== routing_http summary (run $RUN, $(date -u '+%Y-%m-%d %H:%M:%S') UTC) ==="
 echo "network: $(nsum providers) providers ($(nsum gold_silver_active) active gold/silver), $(nsum pincodes) pincodes, capacity x$CAP_SCALE, slots $DAY0 + $DAYS days"
 echo "$NETLINE"
 echo "$CEILLINE"
 printf '%s\n' "${summary[@]}"
-echo "server peak RSS (VmHWM) $(mb "$hwm") MB; RSS at end $(mb "$rss") MB; store on disk $(mb "$store_kb") MB"
-echo "server stderr: $errlines ERROR/panic lines"
-[ "$errlines" -gt 0 ] && grep -m 5 -E 'ERROR|panicked' "$DX_TMP/server.err" | cut -c1-400
-dx_stop
-[ "${DX_STOP_RC:-0}" = 0 ] || echo "WARNING: server exit code after SIGTERM was $DX_STOP_RC (contract: 0)"
+dx_report_end
