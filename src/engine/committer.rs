@@ -201,6 +201,13 @@ fn land(ctx: &EngineContext, flight: Flight) -> bool {
             }
             true
         }
+        Err(e @ store::Error::Unsynced(_)) => {
+            // As PostgreSQL does on a failed fsync: the batch is visible in sled but maybe
+            // not on disk, and a later fsync could make it durable after its callers were
+            // told it failed. Stop; a restart recovers exactly what is on disk.
+            tracing::error!(error = %e, "group commit could not be made durable; aborting");
+            std::process::abort();
+        }
         Err(e) => {
             tracing::error!(error = %e, "group commit failed; the batch is refused");
             for (tx, _) in flight.replies {

@@ -87,6 +87,8 @@ pub(super) fn purge_idempotency(tx: &mut Tx<'_, '_>, before: Timestamp, max: usi
     let mut end = vec![table::IDEMPOTENCY_BY_TIME];
     end.extend_from_slice(&(before.0.max(0) as u64).to_be_bytes());
     let mut doomed = Vec::new();
+    // The committed store alone: a key written by this batch or the one in flight was
+    // created now, never before `before`.
     for item in tx.txn.store().range(&start, &end).take(max) {
         let (k, _) = item.map_err(store::Error::from)?;
         doomed.push(k.to_vec());

@@ -5,7 +5,6 @@ use super::exec::{Done, Exec, Tx};
 use crate::error::ApiError;
 use crate::webhooks::{Attempt, Delivery, DeliveryStatus, Endpoint, Secret, ROTATION_OVERLAP_MS};
 use store::keys::{self, table};
-use store::Reader;
 use workflows::case::ExceptionCase;
 use workflows::effect::CaseType;
 use workflows::{CaseId, PartnerId, Timestamp};
@@ -392,7 +391,7 @@ pub(super) fn replay_dead(
 ) -> Exec<Done> {
     let prefix = keys::scoped(table::DELIVERY_BY_PARTNER, partner.as_str(), &[]);
     let mut ids = Vec::new();
-    for (k, _) in Reader::scan_prefix_raw(tx.txn.store(), &prefix)? {
+    for (k, _) in tx.txn.scan_prefix_raw(&prefix)? {
         if let Some(raw) = keys::tail_uuid(&k) {
             ids.push(uuid::Uuid::from_bytes(raw));
         }

@@ -137,9 +137,13 @@ impl Store {
                 .apply(delta);
         }
         let t0 = Instant::now();
-        self.db.flush()?;
+        self.db
+            .flush()
+            .map_err(|e| Error::Unsynced(format!("flush: {e}")))?;
         let t1 = Instant::now();
-        self.data_file.sync_data()?;
+        self.data_file
+            .sync_data()
+            .map_err(|e| Error::Unsynced(format!("fdatasync: {e}")))?;
         let t2 = Instant::now();
         Ok(CommitStats {
             writes,

@@ -13,4 +13,8 @@ pub enum Error {
     Decode(String),
     #[error("store is corrupt: {0}")]
     Corrupt(String),
+    /// A batch was applied but could not be made durable: what is on disk is unknown, so the
+    /// process must not go on (the next commit's fsync could make a refused batch durable).
+    #[error("a commit was applied but its flush or fdatasync failed: {0}")]
+    Unsynced(String),
 }

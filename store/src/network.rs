@@ -54,8 +54,12 @@ impl Footprint {
     fn of(p: &Provider) -> Option<Footprint> {
         let r = p.radius_km.max(0.0);
         let lat_span = r / KM_PER_DEG;
-        // A degree of longitude is shortest on the circle's edge nearest a pole.
-        let widest_lat = (p.location.lat.abs() + lat_span).min(89.0);
+        // A degree of longitude is shortest on the circle's edge nearest a pole; a circle
+        // that comes near a pole spans every longitude: no grid level, the `wide` list.
+        let widest_lat = p.location.lat.abs() + lat_span;
+        if !widest_lat.is_finite() || widest_lat >= 89.0 {
+            return None;
+        }
         let lon_span = r / (KM_PER_DEG * widest_lat.to_radians().cos());
         let (lo, hi) = (
             GeoPoint {
@@ -551,9 +555,17 @@ mod tests {
     const SERVICES: [&str; 5] = ["CBC", "LIPID", "TSH", "FBS", "XRAY"];
     const TIERS: [&str; 3] = ["gold", "silver", "bronze"];
 
-    fn provider(i: usize, seed: &[u8]) -> Provider {
+    /// Provider `i` of a test network around `centre`; with `many`, provider 0 also offers
+    /// 130 services that sort (and so are numbered) before the real ones, which pushes the
+    /// real ones past the service bits.
+    fn provider(i: usize, seed: &[u8], centre: (f64, f64), many: bool) -> Provider {
         let b = |k: usize| seed[k % seed.len()] as f64 / 255.0;
         let mut services = BTreeMap::new();
+        if many && i == 0 {
+            for k in 0..130 {
+                services.insert(ServiceCode::parse(&format!("A{k:03}")).unwrap(), Paise(1));
+            }
+        }
         for (s, code) in SERVICES.iter().enumerate() {
             if seed[(i + s) % seed.len()] % 3 != 0 {
                 services.insert(ServiceCode::parse(code).unwrap(), Paise(100 + i as i64));
@@ -568,16 +580,16 @@ mod tests {
             kind: ProviderKind::Lab,
             network_tier: TIERS[i % 3].into(),
             location: GeoPoint {
-                lat: 12.9 + 0.3 * b(i),
-                lon: 77.5 + 0.3 * b(i + 1),
+                lat: (centre.0 + 0.4 * (b(i) - 0.5)).clamp(-90.0, 90.0),
+                lon: centre.1 + 0.4 * (b(i + 1) - 0.5),
             },
             pincode: "560000".into(),
             serviceable_pincodes: pins,
-            // Mostly city radii; now and then one wider than any grid level's span.
-            radius_km: if i % 17 == 0 {
-                900.0
-            } else {
-                2.0 + 20.0 * b(i + 2)
+            // City radii (grid level 0), regional ones (level 1), now and then a huge one.
+            radius_km: match i % 17 {
+                0 => 900.0,
+                1 | 6 | 11 => 30.0 + 370.0 * b(i + 2),
+                _ => 2.0 + 20.0 * b(i + 2),
             },
             services,
             daily_capacity: 1 + (seed[(i + 3) % seed.len()] % 4) as u32,
@@ -607,37 +619,61 @@ mod tests {
         fn shortlist_then_rank_equals_ranking_everything(
             seed in proptest::collection::vec(any::<u8>(), 8..64),
             n in 1usize..160,
-            lat in 12.8f64..13.3, lon in 77.4f64..77.9,
+            centre in prop_oneof![
+                (12.8f64..13.3, 77.4f64..77.9),
+                (-89.9f64..89.9, -170.0f64..170.0),
+                (87.0f64..90.0, -170.0f64..170.0),
+            ],
+            // A wide longitude offset is near only close to a pole.
+            offset in (-0.25f64..0.25, prop_oneof![-0.25f64..0.25, -40.0f64..40.0]),
+            many in any::<bool>(),
             with_point in any::<bool>(),
             pin in 0u8..9,
             wanted in proptest::collection::btree_set(0usize..6, 1..3),
-            tier_mask in 0u8..8,
+            tier_mask in 0u8..16,
             tried_k in 0usize..4,
             hour in 0i64..24,
         ) {
             let mut index = NetworkIndex::new();
             let mut delta = NetworkDelta::default();
-            let providers: Vec<Provider> = (0..n).map(|i| provider(i, &seed)).collect();
-            for p in &providers {
+            let mut providers: Vec<Provider> =
+                (0..n).map(|i| provider(i, &seed, centre, many)).collect();
+            for (k, p) in providers.iter().enumerate() {
                 delta.providers.push((p.id.clone(), Some(p.clone())));
-                delta.counters.push((p.id.clone(), 0, Some(seed[p.id.as_str().len() % seed.len()] as u32 % 5)));
+                delta.counters.push((p.id.clone(), 0, Some(seed[k % seed.len()] as u32 % 5)));
+            }
+            // Counters of providers without a record.
+            for k in 0..3 {
+                delta.counters.push((ProviderId::parse(&format!("ghost-{k}")).unwrap(), 0, Some(1)));
             }
             index.apply(delta);
-            // Re-index a few (an update must leave no stale grid or pincode entries).
+            // Re-index some (moved: an update must leave no stale grid or pincode entries)
+            // and delete others.
             let mut delta = NetworkDelta::default();
-            for p in providers.iter().step_by(7) {
-                let mut q = p.clone();
-                q.radius_km = 5.0;
-                q.serviceable_pincodes = vec!["560003".into()];
-                delta.providers.push((q.id.clone(), Some(q)));
+            for p in providers.iter_mut().step_by(7) {
+                p.radius_km = 5.0;
+                p.location.lat = (p.location.lat - 0.1).clamp(-90.0, 90.0);
+                p.serviceable_pincodes = vec!["560003".into()];
+                delta.providers.push((p.id.clone(), Some(p.clone())));
             }
+            let deleted: Vec<ProviderId> =
+                providers.iter().skip(3).step_by(13).map(|p| p.id.clone()).collect();
+            for id in &deleted {
+                delta.providers.push((id.clone(), None));
+            }
+            providers.retain(|p| !deleted.contains(&p.id));
             index.apply(delta);
+            let (lat, lon) = (
+                (centre.0 + offset.0).clamp(-90.0, 90.0),
+                centre.1 + offset.1,
+            );
             let services: Vec<ServiceCode> = wanted
                 .iter()
                 .map(|&k| ServiceCode::parse(SERVICES.get(k).copied().unwrap_or("NOBODY")).unwrap())
                 .collect();
             let tiers: Vec<String> = TIERS
                 .iter()
+                .chain(&["platinum"]) // a tier no provider has
                 .enumerate()
                 .filter(|(k, _)| tier_mask & (1 << k) != 0)
                 .map(|(_, t)| t.to_string())
@@ -678,6 +714,26 @@ mod tests {
                 if reaches {
                     prop_assert!(index.near(&address).iter().any(|&e| index.entries[e as usize].id == p.id));
                 }
+            }
+            // And nothing stale or deleted is: each near entry is a current provider whose
+            // pincodes or current footprint yield it, listed once, in id order.
+            let near = index.near(&address);
+            let ids: Vec<&ProviderId> = near.iter().map(|&e| &index.entries[e as usize].id).collect();
+            prop_assert!(ids.windows(2).all(|w| w[0] < w[1]), "near is not in strict id order");
+            for &e in &near {
+                let entry = &index.entries[e as usize];
+                let p = entry.provider.as_ref();
+                prop_assert!(p.is_some(), "{} has no record but is near", entry.id);
+                let p = p.unwrap();
+                prop_assert!(!deleted.contains(&p.id));
+                let listed = p.serviceable_pincodes.contains(&address.pincode);
+                let covered = match (address.point(), entry.footprint) {
+                    (Some(h), Some(f)) => f.contains(cell_at(f.level, h)),
+                    (Some(_), None) => true,
+                    (None, _) => false,
+                };
+                prop_assert!(listed || covered, "{} is near by a stale entry", p.id);
+                prop_assert_eq!(Footprint::of(p), entry.footprint);
             }
         }
     }
