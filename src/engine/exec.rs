@@ -80,7 +80,10 @@ impl Done {
 ///
 /// Stored as `[format] ‖ fingerprint (32) ‖ status (u16 BE) ‖ created_ms (i64 BE) ‖ body`
 /// rather than through the codec: the body is opaque bytes, and serde would encode it one
-/// byte at a time.
+/// byte at a time. Format 1 keeps the body as is; format 2 (bodies of `COMPRESS_FROM` bytes
+/// and more, such as a booking with its routing lists) keeps it LZ4-compressed with its length
+/// in front: the replay is still byte-identical, and the store keeps a few KB per booking
+/// less (JSON of a routing decision compresses several times).
 pub(super) struct IdempotencyRecord {
     pub fingerprint: [u8; 32],
     pub status: u16,
@@ -88,32 +91,64 @@ pub(super) struct IdempotencyRecord {
     pub created_at: Timestamp,
 }
 
-const IDEMPOTENCY_FORMAT: u8 = 1;
+const IDEMPOTENCY_PLAIN: u8 = 1;
+const IDEMPOTENCY_LZ4: u8 = 2;
 const IDEMPOTENCY_HEADER: usize = 1 + 32 + 2 + 8;
+/// Bodies from this size on are stored compressed.
+const COMPRESS_FROM: usize = 1024;
+/// A stored body never decompresses to more than this (responses are far smaller).
+const BODY_MAX: usize = 16 << 20;
 
 impl IdempotencyRecord {
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(IDEMPOTENCY_HEADER + self.body.len());
-        out.push(IDEMPOTENCY_FORMAT);
+        let (format, body) = if self.body.len() >= COMPRESS_FROM {
+            (
+                IDEMPOTENCY_LZ4,
+                std::borrow::Cow::Owned(lz4_flex::compress_prepend_size(&self.body)),
+            )
+        } else {
+            (
+                IDEMPOTENCY_PLAIN,
+                std::borrow::Cow::Borrowed(&self.body[..]),
+            )
+        };
+        let mut out = Vec::with_capacity(IDEMPOTENCY_HEADER + body.len());
+        out.push(format);
         out.extend_from_slice(&self.fingerprint);
         out.extend_from_slice(&self.status.to_be_bytes());
         out.extend_from_slice(&self.created_at.0.to_be_bytes());
-        out.extend_from_slice(&self.body);
+        out.extend_from_slice(&body);
         out
     }
 
     fn decode(bytes: &[u8]) -> Result<IdempotencyRecord, store::Error> {
         let corrupt = || store::Error::Decode("idempotency record".into());
-        if bytes.len() < IDEMPOTENCY_HEADER || bytes[0] != IDEMPOTENCY_FORMAT {
+        if bytes.len() < IDEMPOTENCY_HEADER
+            || !matches!(bytes[0], IDEMPOTENCY_PLAIN | IDEMPOTENCY_LZ4)
+        {
             return Err(corrupt());
         }
+        let stored = &bytes[IDEMPOTENCY_HEADER..];
+        let body = if bytes[0] == IDEMPOTENCY_LZ4 {
+            let declared = stored
+                .get(..4)
+                .and_then(|b| b.try_into().ok())
+                .map(|b| u32::from_le_bytes(b) as usize)
+                .ok_or_else(corrupt)?;
+            if declared > BODY_MAX {
+                return Err(corrupt());
+            }
+            lz4_flex::decompress_size_prepended(stored).map_err(|_| corrupt())?
+        } else {
+            stored.to_vec()
+        };
         let fingerprint: [u8; 32] = bytes[1..33].try_into().map_err(|_| corrupt())?;
         let status = u16::from_be_bytes(bytes[33..35].try_into().map_err(|_| corrupt())?);
         let created = i64::from_be_bytes(bytes[35..43].try_into().map_err(|_| corrupt())?);
         Ok(IdempotencyRecord {
             fingerprint,
             status,
-            body: bytes[IDEMPOTENCY_HEADER..].to_vec(),
+            body,
             created_at: Timestamp(created),
         })
     }
@@ -553,4 +588,56 @@ pub(super) fn execute(
         body: Bytes::from(body),
         replayed: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(body: Vec<u8>) -> IdempotencyRecord {
+        IdempotencyRecord {
+            fingerprint: [7; 32],
+            status: 201,
+            body,
+            created_at: Timestamp(1_764_800_000_000),
+        }
+    }
+
+    #[test]
+    fn idempotency_records_round_trip_small_bodies_plain_and_large_ones_compressed() {
+        let small = br#"{"id":"x"}"#.to_vec();
+        let large = serde_json::to_vec(
+            &(0..400)
+                .map(|i| serde_json::json!({"provider_id": format!("lab-{i:05}"), "reason": "service_not_offered"}))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        for (body, format) in [(small, IDEMPOTENCY_PLAIN), (large, IDEMPOTENCY_LZ4)] {
+            let bytes = record(body.clone()).encode();
+            assert_eq!(bytes[0], format);
+            if format == IDEMPOTENCY_LZ4 {
+                assert!(
+                    bytes.len() * 3 < body.len(),
+                    "{} of {}",
+                    bytes.len(),
+                    body.len()
+                );
+            }
+            let back = IdempotencyRecord::decode(&bytes).unwrap();
+            assert_eq!(back.body, body, "a replay must be byte-identical");
+            assert_eq!((back.status, back.fingerprint), (201, [7; 32]));
+            assert_eq!(back.created_at, Timestamp(1_764_800_000_000));
+        }
+    }
+
+    #[test]
+    fn a_damaged_compressed_record_is_refused_not_inflated() {
+        let mut bytes = record(vec![b'a'; 4096]).encode();
+        // A huge declared length must not be allocated.
+        bytes[IDEMPOTENCY_HEADER..IDEMPOTENCY_HEADER + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(IdempotencyRecord::decode(&bytes).is_err());
+        let mut bytes = record(vec![b'a'; 4096]).encode();
+        bytes.truncate(bytes.len() - 3);
+        assert!(IdempotencyRecord::decode(&bytes).is_err());
+    }
 }
