@@ -81,7 +81,7 @@ def q(p):
             return f"{prev_le + frac * (le - prev_le):.3f}"
         prev_le, prev_c = le, c
     return "?"
-print(f"{sys.argv[3]}: {n:.0f} observations, mean {(s1 - s0) / n:.3f} s, p50 ~{q(0.5)} s, p99 ~{q(0.99)} s (interpolated in power-of-2 buckets: coarse)")
+print(f"{sys.argv[3]}: {n:.0f} observations, mean {(s1 - s0) / n:.3f} s, p50 ~{q(0.5)} s, p99 ~{q(0.99)} s (interpolated between the histogram's buckets)")
 PY
 }
 
