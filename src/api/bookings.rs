@@ -237,8 +237,7 @@ pub(crate) fn list_from_index(
     render: impl Fn(&BookingRecord) -> Result<serde_json::Value, ApiError>,
 ) -> Result<Response, ApiError> {
     let mut c = Checks::default();
-    let limit = q.limit.unwrap_or(PAGE_DEFAULT);
-    c.check((1..=PAGE_MAX).contains(&limit), "limit", "must be 1 to 200");
+    let limit = c.limit(q.limit, PAGE_DEFAULT, PAGE_MAX);
     let state = q.state.as_deref().map(|s| {
         let parsed = BookingState::parse(s);
         c.check(parsed.is_some(), "state", "is not a booking state");

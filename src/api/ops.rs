@@ -59,12 +59,7 @@ pub(crate) async fn query(
     operator(&caller)?;
     let q: AuditQuery = parse_query(raw.as_deref())?;
     let mut c = Checks::default();
-    let limit = q.limit.unwrap_or(PAGE_DEFAULT);
-    c.check(
-        (1..=PAGE_MAX).contains(&limit),
-        "limit",
-        "must be 1 to 1000",
-    );
+    let limit = c.limit(q.limit, PAGE_DEFAULT, PAGE_MAX);
     let from = q.from.as_deref().map(|d| c.date("from", d));
     let to = q.to.as_deref().map(|d| c.date("to", d));
     c.done()?;
@@ -190,12 +185,7 @@ pub(crate) async fn cases(
     operator(&caller)?;
     let q: CaseQuery = parse_query(raw.as_deref())?;
     let mut c = Checks::default();
-    let limit = q.limit.unwrap_or(PAGE_DEFAULT);
-    c.check(
-        (1..=PAGE_MAX).contains(&limit),
-        "limit",
-        "must be 1 to 1000",
-    );
+    let limit = c.limit(q.limit, PAGE_DEFAULT, PAGE_MAX);
     let booking = q.booking_id.as_deref().map(|b| {
         let id = workflows::BookingId::parse(b).ok();
         c.check(id.is_some(), "booking_id", "is not a booking id");

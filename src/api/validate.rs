@@ -27,6 +27,15 @@ impl Checks {
         }
     }
 
+    /// A list's `limit`: `default` when absent, else 1 to `max`.
+    pub(super) fn limit(&mut self, asked: Option<usize>, default: usize, max: usize) -> usize {
+        let limit = asked.unwrap_or(default);
+        if !(1..=max).contains(&limit) {
+            self.fail("limit", format!("must be 1 to {max}"));
+        }
+        limit
+    }
+
     /// A required non-empty text of at most [`TEXT_LEN_MAX`] characters, trimmed.
     pub(super) fn text(&mut self, field: &str, value: &str) -> String {
         let v = value.trim();

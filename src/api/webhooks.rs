@@ -168,8 +168,7 @@ pub(crate) async fn list_deliveries(
     let partner_id = caller.partner()?;
     let q: DeliveryQuery = parse_query(raw.as_deref())?;
     let mut c = Checks::default();
-    let limit = q.limit.unwrap_or(100);
-    c.check((1..=1000).contains(&limit), "limit", "must be 1 to 1000");
+    let limit = c.limit(q.limit, 100, 1000);
     if let Some(s) = &q.status {
         c.check(
             ["pending", "delivered", "dead"].contains(&s.as_str()),
