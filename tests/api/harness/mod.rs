@@ -7,10 +7,12 @@
 //!   `<tempdir>/server.log`, whose tail is shown when start-up fails.
 //! - `restart()` starts a new process on the same directory (new port, same data).
 
+mod clock;
 mod endpoints;
 mod http;
 mod world;
 
+pub(crate) use clock::{assert_within, ms, now_ms, rfc3339, sleep_until_ms};
 pub(crate) use endpoints::urlencode;
 pub(crate) use http::Resp;
 pub(crate) use world::{

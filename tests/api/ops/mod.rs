@@ -17,14 +17,12 @@
 //! (supervisors).
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
-use crate::harness::{eventually, str_of, Resp, TestApp, World, BLR_FULL};
+use crate::harness::{eventually, Resp, TestApp, World, BLR_FULL};
 
 mod actions;
 mod approvals;
@@ -102,42 +100,9 @@ impl Ops {
     }
 }
 
-// ---- time -----------------------------------------------------------------------------------
+// ---- time: the harness's clock helpers, for the submodules ------------------------------------
 
-/// Wall-clock now, UTC milliseconds (the server runs on the same host clock).
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as i64
-}
-
-/// An RFC 3339 value as UTC milliseconds (panics with the value otherwise).
-#[track_caller]
-pub(crate) fn ms(v: &Value) -> i64 {
-    let s = str_of(v);
-    let t = OffsetDateTime::parse(&s, &Rfc3339)
-        .unwrap_or_else(|e| panic!("{s:?} is not RFC 3339: {e}"));
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-/// Sleeps until the wall clock reaches `at` (UTC ms).
-pub(crate) async fn sleep_until_ms(at: i64) {
-    let wait = at - now_ms();
-    if wait > 0 {
-        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
-    }
-}
-
-/// Asserts `lo <= x <= hi`, naming the quantity.
-#[track_caller]
-pub(crate) fn assert_within(what: &str, x: i64, lo: i64, hi: i64) {
-    assert!(
-        (lo..=hi).contains(&x),
-        "{what} = {x} is outside [{lo}, {hi}] (by {} ms)",
-        if x < lo { x - lo } else { x - hi }
-    );
-}
+pub(crate) use crate::harness::{assert_within, ms, now_ms, sleep_until_ms};
 
 // ---- bookings -------------------------------------------------------------------------------
 

@@ -9,11 +9,9 @@
 //! - [`cron`]: scheduled and manual runs of `purge_idempotency_keys`, bad `[cron]` config.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use crate::harness::{str_of, TestApp, World, BLR_FULL};
 
@@ -28,38 +26,7 @@ pub(crate) const NO_REROUTE: &str = "[sla]\nreroute_on_acceptance_breach = false
 /// How late (ms) a timer may fire and still count as "on time".
 pub(crate) const ON_TIME_MS: i64 = 1_000;
 
-/// Wall-clock now, UTC milliseconds (the server runs on the same host clock).
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_millis() as i64
-}
-
-/// An RFC 3339 value as UTC milliseconds (panics with the value otherwise).
-#[track_caller]
-pub(crate) fn ms(v: &Value) -> i64 {
-    let s = str_of(v);
-    let t = OffsetDateTime::parse(&s, &Rfc3339)
-        .unwrap_or_else(|e| panic!("{s:?} is not RFC 3339: {e}"));
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-/// UTC milliseconds as RFC 3339.
-pub(crate) fn rfc3339(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .expect("timestamp in range")
-        .format(&Rfc3339)
-        .expect("format RFC 3339")
-}
-
-/// Sleeps until the wall clock reaches `ms` (used only where wall-clock time is the point).
-pub(crate) async fn sleep_until_ms(ms: i64) {
-    let wait = ms - now_ms();
-    if wait > 0 {
-        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
-    }
-}
+pub(crate) use crate::harness::{assert_within, ms, now_ms, rfc3339, sleep_until_ms};
 
 /// A server with `extra_toml`, the standard world, and both `blr-lab-*` providers (the only
 /// candidates of a CBC + LIPID booking at 560001) given these SLA terms.
@@ -192,20 +159,6 @@ pub(crate) fn assert_by_timer(e: &Value) {
         (e["actor"]["kind"].as_str(), e["actor"]["id"].as_str()),
         (Some("system"), Some("timer")),
         "SLA audit entry not by system/timer: {e}"
-    );
-}
-
-/// Asserts `lo <= x <= hi` with a message naming the quantity and the bounds as times.
-#[track_caller]
-pub(crate) fn assert_within(what: &str, x: i64, lo: i64, hi: i64) {
-    assert!(
-        (lo..=hi).contains(&x),
-        "{what}: {} ({x}) is not within [{}, {}] (off by {} ms below / {} ms above)",
-        rfc3339(x),
-        rfc3339(lo),
-        rfc3339(hi),
-        (lo - x).max(0),
-        (x - hi).max(0),
     );
 }
 

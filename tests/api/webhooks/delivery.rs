@@ -12,7 +12,7 @@ use super::{
     assert_all_verified, attempt_codes, book, create_endpoint, deliveries, get_endpoint, step,
     wait_deliveries, Receiver, FAST_RETRIES, LIFE, WAIT,
 };
-use crate::harness::{eventually, str_of, TestApp, World};
+use crate::harness::{eventually, now_ms, str_of, TestApp, World};
 
 #[tokio::test]
 async fn a_bookings_life_arrives_in_order_signed_and_complete() {
@@ -234,11 +234,6 @@ async fn a_410_gone_disables_the_endpoint_and_later_events_are_not_sent() {
             "a later event was attempted against the disabled endpoint: {d}"
         );
     }
-}
-
-/// Milliseconds since the Unix epoch (the receiver logs `at_ms` on the same clock).
-fn now_ms() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp_nanos() as i64 / 1_000_000
 }
 
 /// How soon after its commit an idle dispatcher must have sent a delivery. A healthy send
