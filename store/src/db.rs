@@ -124,7 +124,7 @@ impl Store {
         }
         let mut delta = NetworkDelta::default();
         for table in [table::PROVIDER, table::CAPACITY] {
-            for (k, v) in txn.writes_under(table) {
+            for (k, v) in txn.writes_under(&[table]) {
                 delta.add(k, v.as_deref())?;
             }
         }

@@ -269,11 +269,6 @@ impl NetworkIndex {
         }
     }
 
-    /// Providers known (with a record).
-    pub fn providers(&self) -> usize {
-        self.entries.iter().filter(|e| e.provider.is_some()).count()
-    }
-
     pub fn provider(&self, id: &ProviderId) -> Option<&Arc<Provider>> {
         self.by_id
             .get(id)

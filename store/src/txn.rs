@@ -33,9 +33,12 @@ impl Sealed {
         self.0.is_empty()
     }
 
-    /// The batch's writes to one table, in key order.
-    pub(crate) fn writes_under(&self, table: u8) -> impl Iterator<Item = (&[u8], &Pending)> {
-        writes_under(&self.0, table)
+    /// The batch's writes under `prefix`, in key order.
+    pub(crate) fn writes_under<'a>(
+        &'a self,
+        prefix: &'a [u8],
+    ) -> impl Iterator<Item = (&'a [u8], &'a Pending)> {
+        under(&self.0, prefix).map(|(k, v)| (k.as_slice(), v))
     }
 
     pub(crate) fn to_batch(&self) -> sled::Batch {
@@ -48,13 +51,6 @@ impl Sealed {
         }
         batch
     }
-}
-
-fn writes_under(overlay: &Overlay, table: u8) -> impl Iterator<Item = (&[u8], &Pending)> {
-    overlay
-        .range(vec![table]..)
-        .take_while(move |(k, _)| k.first() == Some(&table))
-        .map(|(k, v)| (k.as_slice(), v))
 }
 
 fn under<'o, 'p>(
